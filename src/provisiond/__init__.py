@@ -1,0 +1,10 @@
+"""provisiond — keeps a Proxmox VE cluster and the Kubernetes nodes in its VMs as declared."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("provisiond")
+except PackageNotFoundError:  # pragma: no cover - running from a tree without metadata
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

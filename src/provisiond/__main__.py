@@ -1,0 +1,5 @@
+"""``python -m provisiond``."""
+
+from provisiond.cli import run
+
+run()

@@ -1,0 +1,82 @@
+"""The one exception tree of provisiond.
+
+Retryability lives in the type, not in the call site (STYLE.md §4)::
+
+    ProvisiondError
+    ├── TransientError(retry_after)   retry later: lock held, timeout, connection, 409, 429, 503
+    │   └── LockedError(lock)         the object is locked (backup, clone, migrate…): wait, never unlock
+    ├── PermanentError                retrying will not help: permission, parameter, root-only
+    │   └── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
+    ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
+    ├── ObservationError              the world could not be seen completely
+    └── ConfigError                   the daemon's own settings are unusable
+
+Adapters map library exceptions onto this tree with ``raise … from exc``; messages never carry
+secrets (tokens, passwords): adapters redact before raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ProvisiondError(Exception):
+    """Base of every error provisiond raises on purpose."""
+
+
+class TransientError(ProvisiondError):
+    """The operation may succeed if retried later (``retry_after`` seconds is a hint)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LockedError(TransientError):
+    """The target object holds a lock; requeue, never unlock, not counted as a failure."""
+
+    def __init__(self, message: str, *, lock: str, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.lock = lock
+
+
+class PermanentError(ProvisiondError):
+    """Retrying the same call will not help; fail the action and back the object off."""
+
+
+class AuthError(PermanentError):
+    """Authentication or authorisation failed (401/403). Never retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpecIssue:
+    """One problem in a spec document: where it is and what is wrong.
+
+    ``path`` is the field path inside the document (``spec.pools[1].vms[0].vmid``); ``line`` is
+    1-based, or ``None`` when the problem concerns the whole file.
+    """
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SpecError(ProvisiondError):
+    """One or more spec documents are invalid. ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[SpecIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(i) for i in self.issues) or "invalid spec")
+
+
+class ObservationError(ProvisiondError):
+    """A part of the world could not be observed; plans must not act on what is missing."""
+
+
+class ConfigError(ProvisiondError):
+    """The daemon's settings are unusable (missing secret file, bad URL, …)."""

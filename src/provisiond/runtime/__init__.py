@@ -1,0 +1,1 @@
+"""Runtime: reconciler, executor, manager. Talks to the world only through ``core.ports``."""
