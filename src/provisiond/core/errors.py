@@ -4,7 +4,7 @@ Retryability lives in the type, not in the call site (STYLE.md §4)::
 
     ProvisiondError
     ├── TransientError(retry_after)   retry later: lock held, timeout, connection, 409, 429, 503
-    │   └── LockedError(lock)         the object is locked (backup, clone, migrate…): wait, never unlock
+    │   └── LockedError(lock)         locked (backup, clone, migrate…): wait, never unlock
     ├── PermanentError                retrying will not help: permission, parameter, root-only
     │   └── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
     ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
