@@ -1,0 +1,182 @@
+"""The daemon's own settings (not the fleet spec): where Proxmox is, how to log, how often to act.
+
+Precedence, highest first: CLI flags > environment (``PROVISIOND_*``, nested with ``__``, e.g.
+``PROVISIOND_PROXMOX__URL``) > the settings file (``--config`` or ``PROVISIOND_CONFIG``) >
+defaults. ``config/provisiond.example.yaml`` documents every setting.
+
+Secrets (the Proxmox API token secret) never come from argv. They come, first match wins, from
+the environment/settings file, from ``*_file`` paths, or from systemd credentials
+(``$CREDENTIALS_DIRECTORY/<name>``, ``LoadCredential=``). They are ``SecretStr``: ``repr`` and
+logs show ``**********``; error messages built here never include input values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from provisiond.core.errors import ConfigError
+
+ENV_PREFIX = "PROVISIOND_"
+CONFIG_ENV = "PROVISIOND_CONFIG"
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+TOKEN_CREDENTIAL = "proxmox-token-secret"  # noqa: S105 - a credential *name*, not a secret
+
+
+def _read_secret_file(path: Path, what: str) -> SecretStr:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} from {path}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"{what} file {path} is empty")
+    return SecretStr(value)
+
+
+class ProxmoxSettings(BaseModel):
+    """How to reach the Proxmox VE API. API tokens only: tickets expire after 2 h."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        default=None, description="https://<host>:8006 of any cluster node (or a load balancer)"
+    )
+    token_id: str | None = Field(
+        default=None,
+        pattern=r"^[^\s@!]+@[^\s@!]+![A-Za-z][A-Za-z0-9._-]*$",
+        description="API token id, user@realm!tokenname",
+    )
+    token_secret: SecretStr | None = Field(
+        default=None, description="the token's secret; prefer token_secret_file or credentials"
+    )
+    token_secret_file: Path | None = Field(
+        default=None, description="file holding the token secret"
+    )
+    verify_tls: bool = Field(default=True, description="verify the server certificate")
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM CA bundle to verify the server with (private CA)"
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to connect")
+    read_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for an answer")
+    max_concurrent_requests: int = Field(
+        default=4, ge=1, le=32, description="requests in flight at once (pveproxy has 3 workers)"
+    )
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> ProxmoxSettings:
+        if self.token_secret is None and self.token_secret_file is not None:
+            self.token_secret = _read_secret_file(self.token_secret_file, "proxmox token secret")
+        if self.token_secret is None:
+            creds = os.environ.get(CREDENTIALS_ENV)
+            if creds and (Path(creds) / TOKEN_CREDENTIAL).is_file():
+                self.token_secret = _read_secret_file(
+                    Path(creds) / TOKEN_CREDENTIAL, "proxmox token secret credential"
+                )
+        return self
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a TTY, JSON lines otherwise"
+    )
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class SpecSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[Path] = Field(
+        default_factory=lambda: [Path("/etc/provisiond/fleet.d")],
+        description="fleet spec files or directories (*.yaml, *.yml)",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    proxmox: ProxmoxSettings = Field(default_factory=ProxmoxSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    spec: SpecSettings = Field(default_factory=SpecSettings)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The settings file's contents, ranked below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(
+        self,
+        field: FieldInfo,  # noqa: ARG002 - signature fixed by PydanticBaseSettingsSource
+        field_name: str,
+    ) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from None
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must be a mapping at the top level")
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{loc}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build the settings. ``overrides`` are CLI values (highest precedence), nested dicts."""
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = Path(os.environ[CONFIG_ENV])
+    file_data = _read_settings_file(config_file) if config_file is not None else {}
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files: by design
+            file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - secrets: see *_file
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _FileSource(settings_cls, file_data))
+
+    try:
+        return _Loaded(**(overrides or {}))
+    except ValidationError as exc:
+        where = f" (settings file {config_file})" if config_file else ""
+        raise ConfigError(f"invalid settings{where}: {_describe(exc)}") from None

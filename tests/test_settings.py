@@ -1,0 +1,157 @@
+"""Settings: precedence CLI > env > file > defaults; secrets from files/credentials, never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provisiond.core.errors import ConfigError
+from provisiond.settings import load_settings
+
+SECRET = "9b1d2c3e-aaaa-bbbb-cccc-0123456789ab"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("PROVISIOND_") or key == "CREDENTIALS_DIRECTORY":
+            monkeypatch.delenv(key)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "provisiond.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_verify_tls_and_cap_requests() -> None:
+    s = load_settings()
+    assert s.proxmox.verify_tls is True
+    assert s.proxmox.max_concurrent_requests == 4
+    assert s.proxmox.connect_timeout == 5.0
+    assert s.log.format == "auto"
+    assert s.proxmox.token_secret is None
+
+
+def test_precedence_cli_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _write(
+        tmp_path,
+        "proxmox:\n  url: https://file:8006\n  read_timeout: 11\n  connect_timeout: 7\n"
+        "log:\n  level: debug\n",
+    )
+    monkeypatch.setenv("PROVISIOND_PROXMOX__URL", "https://env:8006")
+    monkeypatch.setenv("PROVISIOND_PROXMOX__READ_TIMEOUT", "22")
+    s = load_settings(cfg, {"proxmox": {"url": "https://cli:8006"}})
+    assert s.proxmox.url == "https://cli:8006"  # CLI beats env
+    assert s.proxmox.read_timeout == 22  # env beats file
+    assert s.proxmox.connect_timeout == 7  # file beats default
+    assert s.log.level == "debug"
+
+
+def test_config_file_from_env_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _write(tmp_path, "proxmox:\n  url: https://viaenv:8006\n")
+    monkeypatch.setenv("PROVISIOND_CONFIG", str(cfg))
+    assert load_settings().proxmox.url == "https://viaenv:8006"
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "token"
+    secret_file.write_text(SECRET + "\n")
+    cfg = _write(tmp_path, f"proxmox:\n  token_secret_file: {secret_file}\n")
+    s = load_settings(cfg)
+    assert s.proxmox.token_secret is not None
+    assert s.proxmox.token_secret.get_secret_value() == SECRET
+
+
+def test_secret_from_systemd_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "proxmox-token-secret").write_text(SECRET)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    s = load_settings()
+    assert s.proxmox.token_secret is not None
+    assert s.proxmox.token_secret.get_secret_value() == SECRET
+
+
+def test_missing_secret_file_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = _write(tmp_path, f"proxmox:\n  token_secret_file: {tmp_path / 'nope'}\n")
+    with pytest.raises(ConfigError, match=r"cannot read proxmox token secret from .*nope"):
+        load_settings(cfg)
+
+
+def test_empty_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n")
+    cfg = _write(tmp_path, f"proxmox:\n  token_secret_file: {tmp_path / 'empty'}\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("proxmox:\n  urll: x\n", r"proxmox\.urll: Extra inputs are not permitted"),
+        ("proxmox:\n  token_id: nouser\n", r"proxmox\.token_id: String should match pattern"),
+        ("proxmox: [1\n", "is not valid YAML"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("log:\n  format: xml\n", r"log\.format: Input should be"),
+    ],
+)
+def test_bad_settings_file(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(_write(tmp_path, text))
+
+
+def test_unreadable_settings_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read settings file"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_empty_settings_file_means_defaults(tmp_path: Path) -> None:
+    assert load_settings(_write(tmp_path, "")).proxmox.verify_tls is True
+
+
+def test_secret_never_in_repr_or_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVISIOND_PROXMOX__TOKEN_SECRET", SECRET)
+    s = load_settings()
+    assert SECRET not in repr(s)
+    assert SECRET not in str(s)
+    assert SECRET not in s.model_dump_json()
+    # an invalid value next to the secret: the error text must not echo inputs
+    monkeypatch.setenv("PROVISIOND_PROXMOX__MAX_CONCURRENT_REQUESTS", "lots")
+    with pytest.raises(ConfigError) as exc:
+        load_settings()
+    assert SECRET not in str(exc.value)
+    assert "max_concurrent_requests" in str(exc.value)
+
+
+def _leaves(model: object, prefix: str = "") -> set[str]:
+    from pydantic import BaseModel
+
+    assert isinstance(model, BaseModel)
+    out: set[str] = set()
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            out |= _leaves(value, f"{prefix}{name}.")
+        else:
+            out.add(f"{prefix}{name}")
+    return out
+
+
+def test_example_settings_file_documents_every_setting() -> None:
+    from ruamel.yaml import YAML
+
+    repo = Path(__file__).resolve().parents[1]
+    example = repo / "config" / "provisiond.example.yaml"
+    data = YAML(typ="safe").load(example.read_text())
+
+    def keys(d: dict[str, object], prefix: str = "") -> set[str]:
+        out: set[str] = set()
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out |= keys(v, f"{prefix}{k}.")
+            else:
+                out.add(f"{prefix}{k}")
+        return out
+
+    assert keys(data) == _leaves(load_settings())
