@@ -4,7 +4,8 @@ Retryability lives in the type, not in the call site (STYLE.md §4)::
 
     ProvisiondError
     ├── TransientError(retry_after)   retry later: lock held, timeout, connection, 409, 429, 503
-    │   └── LockedError(lock)         locked (backup, clone, migrate…): wait, never unlock
+    │   ├── LockedError(lock)         locked (backup, clone, migrate…): wait, never unlock
+    │   └── UnclassifiedError         an unknown 500: at most ``max_retries`` retries, then permanent
     ├── PermanentError                retrying will not help: permission, parameter, root-only
     │   └── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
     ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
@@ -38,6 +39,12 @@ class LockedError(TransientError):
     def __init__(self, message: str, *, lock: str, retry_after: float | None = None) -> None:
         super().__init__(message, retry_after=retry_after)
         self.lock = lock
+
+
+class UnclassifiedError(TransientError):
+    """A server error whose message we do not recognise: retried a couple of times only."""
+
+    max_retries = 2
 
 
 class PermanentError(ProvisiondError):
