@@ -5,7 +5,7 @@ Retryability lives in the type, not in the call site (STYLE.md §4)::
     ProvisiondError
     ├── TransientError(retry_after)   retry later: lock held, timeout, connection, 409, 429, 503
     │   ├── LockedError(lock)         locked (backup, clone, migrate…): wait, never unlock
-    │   └── UnclassifiedError         an unknown 500: at most ``max_retries`` retries, then permanent
+    │   └── UnclassifiedError         unknown 500: ``max_retries`` retries, then permanent
     ├── PermanentError                retrying will not help: permission, parameter, root-only
     │   └── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
     ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
