@@ -1,0 +1,105 @@
+"""Ports: the interfaces through which the runtime reaches the world (DESIGN §2, STYLE §1).
+
+The runtime (reconciler, executor) depends on these Protocols only; ``app`` plugs in the
+adapters (proxmoxer-backed Proxmox, later Kubernetes and MQTT). Everything crossing a port is a
+core type: raw API payloads never travel past the adapters. Errors crossing a port are from the
+``core.errors`` tree, so the runtime decides retries by type alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from provisiond.core.desired import DesiredState
+from provisiond.core.observed import ObservedState, ObservedVM, Task
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """A Proxmox task to wait for: the node that runs it and its UPID."""
+
+    node: str
+    upid: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    running: bool
+    exitstatus: str | None = None  # set once stopped: "OK", "WARNINGS: 2", or the error text
+
+    @property
+    def ok(self) -> bool:
+        """Task success per PVE: ``OK`` or ``WARNINGS: <n>``."""
+        return not self.running and (
+            self.exitstatus == "OK" or (self.exitstatus or "").startswith("WARNINGS:")
+        )
+
+
+class SpecSource(Protocol):
+    """The desired state. ``load`` raises ``SpecError`` (with every issue) when invalid."""
+
+    def load(self) -> DesiredState: ...
+
+    def fingerprint(self) -> str:
+        """Changes whenever the spec files change (the spec-change trigger polls it)."""
+        ...
+
+
+class ClusterReader(Protocol):
+    """Observation. ``observe`` returns a complete-or-annotated snapshot (``unobserved``)."""
+
+    async def observe(self) -> ObservedState: ...
+
+    async def find_vm(self, vmid: int) -> ObservedVM | None:
+        """A fresh read of one VM (host, status, lock, tags) from the cluster resource list."""
+        ...
+
+    async def active_tasks(self) -> tuple[Task, ...]:
+        """Tasks running now, cluster-wide (``/cluster/tasks`` without an end time)."""
+        ...
+
+
+class ProxmoxWriter(Protocol):
+    """Mutating Proxmox calls. Async ones return the task to wait for."""
+
+    async def clone(
+        self,
+        *,
+        template_host: str,
+        template_vmid: int,
+        newid: int,
+        name: str,
+        description: str,
+        target: str | None,
+        full: bool,
+        storage: str | None,
+        pool: str | None,
+    ) -> TaskRef: ...
+
+    async def configure(
+        self, *, host: str, vmid: int, values: Mapping[str, str], delete: tuple[str, ...]
+    ) -> None: ...
+
+    async def resize(self, *, host: str, vmid: int, disk: str, size_bytes: int) -> TaskRef: ...
+
+    async def start(self, *, host: str, vmid: int) -> TaskRef: ...
+
+    async def shutdown(
+        self, *, host: str, vmid: int, shutdown_timeout: int, force_stop: bool
+    ) -> TaskRef: ...
+
+    async def stop(self, *, host: str, vmid: int) -> TaskRef: ...
+
+    async def reboot(self, *, host: str, vmid: int) -> TaskRef: ...
+
+    async def migrate(
+        self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
+    ) -> TaskRef: ...
+
+    async def destroy(self, *, host: str, vmid: int) -> TaskRef: ...
+
+    async def task_status(self, task: TaskRef) -> TaskStatus: ...
+
+    async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]: ...
