@@ -100,6 +100,25 @@ class SpecSettings(BaseModel):
     )
 
 
+class DaemonSettings(BaseModel):
+    """How the daemon observes and acts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval: float = Field(
+        default=60.0, gt=0, description="seconds between reconcile cycles when nothing triggers"
+    )
+    cache_ttl: float = Field(
+        default=300.0,
+        ge=0,
+        description="seconds VM configs, mappings, storage and PCI lists are cached",
+    )
+    self_vmid: int | None = Field(
+        default=None, ge=100, description="VMID of the VM provisiond runs in: never disrupted"
+    )
+    read_only: bool = Field(default=False, description="observe, plan and report; act on nothing")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -111,6 +130,7 @@ class Settings(BaseSettings):
     proxmox: ProxmoxSettings = Field(default_factory=ProxmoxSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     spec: SpecSettings = Field(default_factory=SpecSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
 
 class _FileSource(PydanticBaseSettingsSource):

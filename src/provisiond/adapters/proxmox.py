@@ -1,0 +1,204 @@
+"""Async facade over the blocking ``proxmoxer`` client.
+
+Rules this module keeps (DESIGN §2, §6; SEMANTICS.md §1-3):
+- proxmoxer is blocking: every call runs in a bounded thread pool, never on the event loop, and
+  each worker thread has its own ``ProxmoxAPI`` (a requests Session is not shared across
+  threads). The pool size is the cap on requests in flight (default 4; pveproxy has 3 workers).
+- Explicit (connect, read) timeouts; TLS verification on, optionally against a CA bundle.
+- Booleans go out as ``1``/``0`` (PVE rejects ``True``); ``None`` values are dropped; ``sshkeys``
+  is URL-encoded as PVE requires.
+- Every call is reported to ``on_request(method, endpoint_template, code, seconds)`` — metrics
+  get bounded labels (the template, never a VMID).
+- Failures become the core's exception tree (``core.pve_errors``), raised ``from`` the original;
+  messages carry the endpoint template and PVE's reason, never the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+import proxmoxer
+import requests
+
+from provisiond.core.errors import PermanentError, TransientError
+from provisiond.core.pve_errors import error_for
+
+
+class RequestObserver(Protocol):
+    def __call__(self, method: str, endpoint: str, code: str, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProxmoxConnection:
+    """Where and how to connect. ``token_secret`` is never logged or put in messages."""
+
+    url: str
+    token_id: str  # user@realm!tokenname
+    token_secret: str
+    verify: bool | str = True  # False, True, or a CA bundle path
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_concurrent: int = 4
+
+    def __repr__(self) -> str:
+        return (
+            f"ProxmoxConnection(url={self.url!r}, token_id={self.token_id!r}, "
+            f"token_secret='**********', verify={self.verify!r})"
+        )
+
+
+def encode_params(params: Mapping[str, Any]) -> dict[str, str | int | float]:
+    """Wire encoding PVE accepts: booleans as 0/1, no ``None``, ``sshkeys`` URL-encoded."""
+    out: dict[str, str | int | float] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = 1 if value else 0
+        elif key == "sshkeys":
+            out[key] = quote(str(value), safe="")
+        else:
+            out[key] = value
+    return out
+
+
+def _reason(exc: proxmoxer.ResourceException) -> str:
+    text = str(exc.content or exc.status_message or "")
+    errors = exc.errors
+    if isinstance(errors, dict) and errors and "errors" not in errors:
+        details = "; ".join(f"{k}: {str(v).strip()}" for k, v in sorted(errors.items()))
+        text = f"{text} ({details})"
+    return text.strip()
+
+
+class ProxmoxClient:
+    """Async, bounded, instrumented access to one Proxmox VE API endpoint."""
+
+    def __init__(
+        self,
+        conn: ProxmoxConnection,
+        *,
+        on_request: RequestObserver | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        parts = urlsplit(conn.url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise PermanentError(f"proxmox url must be https://host[:port], got {conn.url!r}")
+        self._conn = conn
+        self._host = parts.hostname
+        self._port = parts.port or 8006
+        self._on_request = on_request
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(
+            max_workers=conn.max_concurrent, thread_name_prefix="proxmox"
+        )
+        self._local = threading.local()
+
+    @property
+    def token_id(self) -> str:
+        return self._conn.token_id
+
+    def _api(self) -> Any:
+        api = getattr(self._local, "api", None)
+        if api is None:
+            user, _, token_name = self._conn.token_id.partition("!")
+            api = proxmoxer.ProxmoxAPI(
+                self._host,
+                port=self._port,
+                user=user,
+                token_name=token_name,
+                token_value=self._conn.token_secret,
+                verify_ssl=self._conn.verify,
+                timeout=(self._conn.connect_timeout, self._conn.read_timeout),
+            )
+            self._local.api = api
+        return api
+
+    def _call(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
+        """Runs in a worker thread."""
+        resource = self._api()(path.lstrip("/"))
+        started = self._clock()
+        code = "error"
+        try:
+            if method == "GET":
+                result = resource.get(**params)
+            elif method == "POST":
+                result = resource.post(**params)
+            elif method == "PUT":
+                result = resource.put(**params)
+            else:
+                result = resource.delete(**params)
+            code = "200"
+            return result
+        except proxmoxer.ResourceException as exc:
+            code = str(exc.status_code)
+            raise error_for(exc.status_code, _reason(exc), context=f"{method} {template}") from exc
+        except requests.exceptions.SSLError as exc:
+            code = "tls"
+            raise PermanentError(
+                f"{method} {template}: TLS verification failed for {self._host} "
+                "(set proxmox.ca_bundle, or fix the certificate)"
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            code = "timeout"
+            raise TransientError(f"{method} {template}: timed out") from exc
+        except requests.exceptions.ConnectionError as exc:
+            code = "connection"
+            raise TransientError(
+                f"{method} {template}: cannot connect to {self._host}:{self._port}"
+            ) from exc
+        finally:
+            if self._on_request is not None:
+                self._on_request(method, template, code, self._clock() - started)
+
+    async def request(
+        self,
+        method: str,
+        template: str,
+        /,
+        params: Mapping[str, Any] | None = None,
+        **path: str | int,
+    ) -> Any:
+        """Call ``method template`` with the path variables filled in.
+
+        ``template`` is the endpoint as PVE documents it (``/nodes/{node}/qemu/{vmid}/config``);
+        it is also the metrics label.
+        """
+        if method not in ("GET", "POST", "PUT", "DELETE"):
+            raise ValueError(f"unsupported method {method}")
+        url_path = template.format(**{k: str(v) for k, v in path.items()})
+        encoded = encode_params(params or {})
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, self._call, method, template, url_path, encoded
+        )
+
+    async def get(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("GET", template, params, **path)
+
+    async def post(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("POST", template, params, **path)
+
+    async def put(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("PUT", template, params, **path)
+
+    async def delete(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("DELETE", template, params, **path)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

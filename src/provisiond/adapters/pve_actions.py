@@ -1,0 +1,140 @@
+"""Mutating Proxmox VE calls: implements ``core.ports.ProxmoxWriter``.
+
+Thin by design: one method per API call, parameters named as PVE names them (ENDPOINTS.md),
+every async call returning the task to wait for. Deciding *whether* to call (adoption, the
+re-read before disruptive calls, retries) is the executor's job. After every write the VM's
+cached config is invalidated so the next observation reads it fresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from provisiond.adapters.proxmox import ProxmoxClient
+from provisiond.core.errors import PermanentError
+from provisiond.core.ports import TaskRef, TaskStatus
+
+_VM = "/nodes/{node}/qemu/{vmid}"
+
+
+def _task(node: str, upid: Any, what: str) -> TaskRef:
+    if not isinstance(upid, str) or not upid.startswith("UPID:"):
+        raise PermanentError(f"{what}: expected a task UPID, got {upid!r}")
+    # The UPID names the node that runs the task (a clone runs on the template's node).
+    parts = upid.split(":")
+    return TaskRef(node=parts[1] if len(parts) > 2 and parts[1] else node, upid=upid)
+
+
+class ProxmoxActions:
+    def __init__(
+        self, client: ProxmoxClient, *, invalidate: Callable[[int], None] = lambda _vmid: None
+    ) -> None:
+        self._client = client
+        self._invalidate = invalidate
+
+    async def _vm_post(
+        self, action: str, host: str, vmid: int, params: Mapping[str, Any] | None = None
+    ) -> TaskRef:
+        upid = await self._client.post(f"{_VM}/{action}", params, node=host, vmid=vmid)
+        self._invalidate(vmid)
+        return _task(host, upid, f"POST {_VM}/{action}")
+
+    async def clone(
+        self,
+        *,
+        template_host: str,
+        template_vmid: int,
+        newid: int,
+        name: str,
+        description: str,
+        target: str | None,
+        full: bool,
+        storage: str | None,
+        pool: str | None,
+    ) -> TaskRef:
+        params = {
+            "newid": newid,
+            "name": name,
+            "description": description,
+            "target": target if target and target != template_host else None,
+            "full": full,
+            "storage": storage if full else None,  # linked clones refuse ``storage``
+            "pool": pool,
+        }
+        upid = await self._client.post(
+            f"{_VM}/clone", params, node=template_host, vmid=template_vmid
+        )
+        self._invalidate(newid)
+        return _task(template_host, upid, f"POST {_VM}/clone")
+
+    async def configure(
+        self, *, host: str, vmid: int, values: Mapping[str, str], delete: tuple[str, ...]
+    ) -> None:
+        params: dict[str, Any] = dict(values)
+        if delete:
+            params["delete"] = ",".join(delete)
+        await self._client.put(f"{_VM}/config", params, node=host, vmid=vmid)
+        self._invalidate(vmid)
+
+    async def resize(self, *, host: str, vmid: int, disk: str, size_bytes: int) -> TaskRef:
+        upid = await self._client.put(
+            f"{_VM}/resize", {"disk": disk, "size": str(size_bytes)}, node=host, vmid=vmid
+        )
+        self._invalidate(vmid)
+        return _task(host, upid, f"PUT {_VM}/resize")
+
+    async def start(self, *, host: str, vmid: int) -> TaskRef:
+        return await self._vm_post("status/start", host, vmid)
+
+    async def shutdown(
+        self, *, host: str, vmid: int, shutdown_timeout: int, force_stop: bool
+    ) -> TaskRef:
+        return await self._vm_post(
+            "status/shutdown", host, vmid, {"timeout": shutdown_timeout, "forceStop": force_stop}
+        )
+
+    async def stop(self, *, host: str, vmid: int) -> TaskRef:
+        return await self._vm_post("status/stop", host, vmid)
+
+    async def reboot(self, *, host: str, vmid: int) -> TaskRef:
+        return await self._vm_post("status/reboot", host, vmid)
+
+    async def migrate(
+        self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
+    ) -> TaskRef:
+        return await self._vm_post(
+            "migrate",
+            host,
+            vmid,
+            {
+                "target": target,
+                "online": online,
+                "with-local-disks": True if with_local_disks else None,
+            },
+        )
+
+    async def destroy(self, *, host: str, vmid: int) -> TaskRef:
+        upid = await self._client.delete(
+            _VM, {"purge": True, "destroy-unreferenced-disks": True}, node=host, vmid=vmid
+        )
+        self._invalidate(vmid)
+        return _task(host, upid, f"DELETE {_VM}")
+
+    async def task_status(self, task: TaskRef) -> TaskStatus:
+        data = await self._client.get(
+            "/nodes/{node}/tasks/{upid}/status", node=task.node, upid=task.upid
+        )
+        running = str(data.get("status")) == "running"
+        exitstatus = data.get("exitstatus")
+        return TaskStatus(running=running, exitstatus=None if running else str(exitstatus))
+
+    async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]:
+        data = await self._client.get(
+            "/nodes/{node}/tasks/{upid}/log",
+            {"start": 0, "limit": 5000},
+            node=task.node,
+            upid=task.upid,
+        )
+        text = [str(line.get("t", "")) for line in data or []]
+        return tuple(text[-lines:])

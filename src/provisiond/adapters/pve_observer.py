@@ -1,0 +1,352 @@
+"""Observation of a Proxmox VE cluster with as few API calls as possible.
+
+Every cycle costs two requests whatever the fleet size: ``GET /cluster/resources`` (hosts, VMs
+with host/status/lock/tags, storages) and ``GET /cluster/tasks`` (running clones and migrations,
+for adoption). Everything else is cached and refreshed on a slower period (``cache_ttl``) or
+when the resource list shows a change:
+- a VM's config and pending changes — one ``GET …/pending`` gives both (``value`` is the current
+  value, ``pending``/``delete`` the change waiting for a reboot) — refetched when the VM's
+  resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
+  wrote to it (``invalidate``), or when the entry is older than ``cache_ttl``;
+- PCI mappings (``/cluster/mapping/pci``), per-host storage (``/nodes/{n}/storage``) and PCI
+  devices (``/nodes/{n}/hardware/pci``).
+
+What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
+asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
+``config`` as the last good one or ``None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from provisiond.adapters.proxmox import ProxmoxClient
+from provisiond.core.errors import ProvisiondError
+from provisiond.core.observed import (
+    Host,
+    MappingEntry,
+    ObservedState,
+    ObservedVM,
+    PciDevice,
+    PciMapping,
+    Storage,
+    Task,
+    Unobserved,
+    VMConfig,
+    VMStatus,
+)
+from provisiond.core.pveconfig import parse_config, parse_tags, split_props
+
+log = structlog.get_logger("provisiond.observer")
+
+MIB = 1 << 20
+T = TypeVar("T")
+_STATUSES = {s.value: s for s in VMStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached(Generic[T]):
+    value: T
+    at: float
+    signature: tuple[object, ...] = ()
+
+
+def _pve_bool(value: object) -> bool:
+    return str(value) in ("1", "true", "True")
+
+
+def _vm_signature(item: Mapping[str, Any]) -> tuple[object, ...]:
+    return tuple(
+        item.get(k) for k in ("node", "status", "lock", "tags", "name", "maxcpu", "maxmem")
+    )
+
+
+def _configs_from_pending(
+    items: list[dict[str, Any]],
+) -> tuple[VMConfig, VMConfig | None]:
+    """``GET …/pending`` → (current config, config with pending merged or None)."""
+    current: dict[str, str] = {}
+    merged: dict[str, str] = {}
+    has_pending = False
+    for item in items:
+        key = str(item["key"])
+        if "value" in item:
+            current[key] = str(item["value"])
+            merged[key] = str(item["value"])
+        if "pending" in item:
+            merged[key] = str(item["pending"])
+            has_pending = True
+        if int(item.get("delete", 0) or 0):
+            merged.pop(key, None)
+            has_pending = True
+    return parse_config(current), parse_config(merged) if has_pending else None
+
+
+def _mapping(raw: Mapping[str, Any]) -> PciMapping:
+    entries: list[MappingEntry] = []
+    for entry in raw.get("map", []) or []:
+        _, props = split_props(str(entry))
+        node = props.get("node")
+        if node:
+            entries.append(MappingEntry(host=node, paths=tuple(props.get("path", "").split(";"))))
+    return PciMapping(
+        id=str(raw["id"]),
+        entries=tuple(entries),
+        live_migration=_pve_bool(raw.get("live-migration-capable", 0)),
+    )
+
+
+class ProxmoxObserver:
+    """Implements ``core.ports.ClusterReader`` over a ``ProxmoxClient``."""
+
+    def __init__(
+        self,
+        client: ProxmoxClient,
+        *,
+        cache_ttl: float = 300.0,
+        self_vmid: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl = cache_ttl
+        self._self_vmid = self_vmid
+        self._clock = clock
+        self._configs: dict[int, _Cached[tuple[VMConfig, VMConfig | None]]] = {}
+        self._mappings: _Cached[tuple[PciMapping, ...]] | None = None
+        self._storages: dict[str, _Cached[tuple[Storage, ...]]] = {}
+        self._pci: dict[str, _Cached[tuple[PciDevice, ...]]] = {}
+
+    def invalidate(self, vmid: int) -> None:
+        """Forget a VM's cached config (the executor wrote to it)."""
+        self._configs.pop(vmid, None)
+
+    def _fresh(self, entry: _Cached[Any] | None, signature: tuple[object, ...] = ()) -> bool:
+        return (
+            entry is not None
+            and self._clock() - entry.at < self._ttl
+            and entry.signature == signature
+        )
+
+    # -- cluster-wide reads -------------------------------------------------------------------
+
+    async def _resources(self) -> list[dict[str, Any]]:
+        data = await self._client.get("/cluster/resources")
+        return list(data or [])
+
+    async def active_tasks(self) -> tuple[Task, ...]:
+        data = await self._client.get("/cluster/tasks")
+        return tuple(
+            Task(
+                upid=str(t["upid"]),
+                type=str(t["type"]),
+                id=str(t.get("id", "")),
+                node=str(t["node"]),
+            )
+            for t in (data or [])
+            if not t.get("endtime") and str(t.get("status", "RUNNING")).upper() == "RUNNING"
+        )
+
+    async def find_vm(self, vmid: int) -> ObservedVM | None:
+        for item in await self._client.get("/cluster/resources", {"type": "vm"}) or []:
+            if item.get("type") == "qemu" and int(item["vmid"]) == vmid:
+                cached = self._configs.get(vmid)
+                return self._vm(item, cached.value if cached else (None, None))
+        return None
+
+    # -- cached reads ---------------------------------------------------------------------------
+
+    async def _get_mappings(self, unobserved: list[str]) -> tuple[PciMapping, ...]:
+        if self._mappings is not None and self._fresh(self._mappings):
+            return self._mappings.value
+        try:
+            data = await self._client.get("/cluster/mapping/pci")
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="cluster/mapping/pci", error=str(exc))
+            unobserved.append("cluster/mapping/pci")
+            return self._mappings.value if self._mappings else ()
+        value = tuple(sorted((_mapping(m) for m in data or []), key=lambda m: m.id))
+        self._mappings = _Cached(value, self._clock())
+        return value
+
+    async def _get_storages(self, node: str, unobserved: list[str]) -> tuple[Storage, ...]:
+        cached = self._storages.get(node)
+        if self._fresh(cached):
+            assert cached is not None
+            return cached.value
+        try:
+            data = await self._client.get("/nodes/{node}/storage", node=node)
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="storage", host=node, error=str(exc))
+            unobserved.append(f"nodes/{node}/storage")
+            return cached.value if cached else ()
+        value = tuple(
+            sorted(
+                (
+                    Storage(
+                        name=str(s["storage"]),
+                        shared=_pve_bool(s.get("shared", 0)),
+                        active=_pve_bool(s.get("active", 1)) and _pve_bool(s.get("enabled", 1)),
+                    )
+                    for s in data or []
+                ),
+                key=lambda s: s.name,
+            )
+        )
+        self._storages[node] = _Cached(value, self._clock())
+        return value
+
+    async def _get_pci(self, node: str, unobserved: list[str]) -> tuple[PciDevice, ...]:
+        cached = self._pci.get(node)
+        if self._fresh(cached):
+            assert cached is not None
+            return cached.value
+        try:
+            data = await self._client.get("/nodes/{node}/hardware/pci", node=node)
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="hardware/pci", host=node, error=str(exc))
+            unobserved.append(f"nodes/{node}/hardware/pci")
+            return cached.value if cached else ()
+        value = tuple(
+            PciDevice(
+                path=str(d["id"]),
+                device_id=f"{str(d.get('vendor', '')).removeprefix('0x')}:"
+                f"{str(d.get('device', '')).removeprefix('0x')}",
+                name=str(d.get("device_name", "")),
+            )
+            for d in data or []
+        )
+        self._pci[node] = _Cached(value, self._clock())
+        return value
+
+    async def _get_config(
+        self, item: Mapping[str, Any], failed: list[int]
+    ) -> tuple[VMConfig | None, VMConfig | None]:
+        vmid = int(item["vmid"])
+        signature = _vm_signature(item)
+        cached = self._configs.get(vmid)
+        if self._fresh(cached, signature):
+            assert cached is not None
+            return cached.value
+        try:
+            data = await self._client.get(
+                "/nodes/{node}/qemu/{vmid}/pending", node=str(item["node"]), vmid=vmid
+            )
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="vm config", vmid=vmid, error=str(exc))
+            failed.append(vmid)
+            return cached.value if cached else (None, None)
+        value = _configs_from_pending(list(data or []))
+        self._configs[vmid] = _Cached(value, self._clock(), signature)
+        return value
+
+    # -- the snapshot ---------------------------------------------------------------------------
+
+    def _vm(
+        self, item: Mapping[str, Any], configs: tuple[VMConfig | None, VMConfig | None]
+    ) -> ObservedVM:
+        config, pending = configs
+        return ObservedVM(
+            vmid=int(item["vmid"]),
+            name=str(item.get("name", f"VM {item['vmid']}")),
+            host=str(item["node"]),
+            status=_STATUSES.get(str(item.get("status")), VMStatus.UNKNOWN),
+            cores=int(item.get("maxcpu", 0) or 0),
+            memory_mib=int(item.get("maxmem", 0) or 0) // MIB,
+            template=_pve_bool(item.get("template", 0)),
+            lock=str(item["lock"]) if item.get("lock") else None,
+            tags=parse_tags(str(item.get("tags", ""))),
+            config=config,
+            pending=pending,
+            ha_state=str(item["hastate"]) if item.get("hastate") else None,
+        )
+
+    async def observe(self) -> ObservedState:
+        lists: list[str] = []
+        try:
+            resources = await self._resources()
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="cluster/resources", error=str(exc))
+            return ObservedState(
+                unobserved=Unobserved(lists=("cluster/resources",)), self_vmid=self._self_vmid
+            )
+        try:
+            tasks = await self.active_tasks()
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="cluster/tasks", error=str(exc))
+            lists.append("cluster/tasks")
+            tasks = ()
+
+        nodes = sorted(
+            (r for r in resources if r.get("type") == "node"), key=lambda r: str(r["node"])
+        )
+        online = {str(n["node"]) for n in nodes if n.get("status") == "online"}
+        offline = tuple(sorted(str(n["node"]) for n in nodes if str(n["node"]) not in online))
+        vm_items = sorted(
+            (r for r in resources if r.get("type") == "qemu"), key=lambda r: int(r["vmid"])
+        )
+        # Forget configs of VMs that no longer exist.
+        present = {int(r["vmid"]) for r in vm_items}
+        for vmid in list(self._configs):
+            if vmid not in present:
+                del self._configs[vmid]
+
+        failed: list[int] = []
+        mappings_task = self._get_mappings(lists)
+        storage_tasks = [
+            self._get_storages(str(n["node"]), lists) for n in nodes if str(n["node"]) in online
+        ]
+        pci_tasks = [
+            self._get_pci(str(n["node"]), lists) for n in nodes if str(n["node"]) in online
+        ]
+        config_tasks = [self._get_config(r, failed) for r in vm_items if str(r["node"]) in online]
+        mappings, storages, pcis, configs = await asyncio.gather(
+            mappings_task,
+            asyncio.gather(*storage_tasks),
+            asyncio.gather(*pci_tasks),
+            asyncio.gather(*config_tasks),
+        )
+
+        online_nodes = [n for n in nodes if str(n["node"]) in online]
+        by_node_storage = {str(n["node"]): s for n, s in zip(online_nodes, storages, strict=True)}
+        by_node_pci = {str(n["node"]): p for n, p in zip(online_nodes, pcis, strict=True)}
+        hosts = tuple(
+            Host(
+                name=str(n["node"]),
+                online=str(n["node"]) in online,
+                cpus=int(n.get("maxcpu", 0) or 0),
+                memory_mib=int(n.get("maxmem", 0) or 0) // MIB,
+                storages=by_node_storage.get(str(n["node"]), ()),
+                pci_devices=by_node_pci.get(str(n["node"]), ()),
+            )
+            for n in nodes
+        )
+        online_vms = iter(configs)
+        vms: list[ObservedVM] = []
+        offline_configs: list[int] = []
+        for item in vm_items:
+            if str(item["node"]) in online:
+                vms.append(self._vm(item, next(online_vms)))
+            else:
+                cached = self._configs.get(int(item["vmid"]))
+                if cached is None:
+                    offline_configs.append(int(item["vmid"]))
+                vms.append(self._vm(item, cached.value if cached else (None, None)))
+        return ObservedState(
+            hosts=hosts,
+            mappings=mappings,
+            vms=tuple(vms),
+            tasks=tasks,
+            kube=None,
+            unobserved=Unobserved(
+                lists=tuple(lists),
+                offline_hosts=offline,
+                vm_configs=tuple(sorted(failed + offline_configs)),
+            ),
+            self_vmid=self._self_vmid,
+        )
