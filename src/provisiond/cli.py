@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from provisiond import __version__
-from provisiond.commands import version
+from provisiond.commands import schema, validate, version
 
-COMMANDS: tuple[ModuleType, ...] = (version,)
+COMMANDS: tuple[ModuleType, ...] = (version, validate, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,330 @@
+"""Spec files: YAML documents on disk → validated core models, with ``file:line`` for every issue.
+
+Paths are files or directories; a directory contributes its ``*.yaml`` and ``*.yml`` files
+(sorted, not recursive, dotfiles skipped — a Kubernetes ConfigMap volume keeps its real files
+under ``..data`` and symlinks them into the top level). A file may hold several documents
+separated by ``---``. Each document is dispatched on ``kind``: ``Fleet`` (``core.spec``) or
+``Topology`` (``core.topology``, simulator clusters); any other kind is an error.
+
+Every problem becomes a ``SpecIssue`` naming the file, the 1-based line of the offending value
+(nested ones too: ruamel's round-trip loader records the position of every key and value) and
+the field path. Nothing stops at the first problem: YAML syntax errors, schema errors of every
+document and the cross-document checks of ``core.validation`` are all reported together.
+
+- ``load_documents(paths)`` — everything ``provisiond validate`` reports; never raises for a bad
+  spec (issues are in the result).
+- ``load_desired(paths)`` — what the daemon calls: only ``kind: Fleet`` documents (topologies
+  are skipped unvalidated), resolved into ``DesiredState``; raises ``SpecError`` with every
+  issue, also when no fleet is found at all (the daemon then keeps its last good spec).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from provisiond.core.desired import DesiredState
+from provisiond.core.errors import SpecError, SpecIssue
+from provisiond.core.resolve import desired_state
+from provisiond.core.spec import API_VERSION, Fleet, SourcedFleet, format_path
+from provisiond.core.spec import Path as FieldPath
+from provisiond.core.topology import Topology
+from provisiond.core.validation import check
+
+SUFFIXES = (".yaml", ".yml")
+KINDS = ("Fleet", "Topology")
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedTopology:
+    topology: Topology
+    file: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedDocuments:
+    """What a set of spec paths holds: the documents that are valid on their own, and every issue.
+
+    ``issues`` is empty exactly when all documents are valid, including across documents.
+    """
+
+    fleets: tuple[SourcedFleet, ...]
+    topologies: tuple[SourcedTopology, ...]
+    issues: tuple[SpecIssue, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+def load_documents(paths: Iterable[PathLike]) -> LoadedDocuments:
+    """Load and check every document under ``paths`` (fleets and topologies)."""
+    return _load(paths, topologies=True)
+
+
+def load_desired(paths: Iterable[PathLike]) -> DesiredState:
+    """The desired state declared by the ``kind: Fleet`` documents under ``paths``.
+
+    Raises ``SpecError`` carrying every issue (``file:line: path: message``).
+    """
+    paths = list(paths)
+    loaded = _load(paths, topologies=False)
+    if loaded.issues:
+        raise SpecError(list(loaded.issues))
+    if not loaded.fleets:
+        where = ", ".join(str(p) for p in paths) or "(no paths)"
+        raise SpecError([SpecIssue(where, None, "", "no Fleet document found")])
+    return desired_state(loaded.fleets)
+
+
+# --- files and directories ----------------------------------------------------------------------
+
+
+def _files(path: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in path.iterdir()
+        if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _load(paths: Iterable[PathLike], *, topologies: bool) -> LoadedDocuments:
+    fleets: list[SourcedFleet] = []
+    tops: list[SourcedTopology] = []
+    issues: list[SpecIssue] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            before = len(fleets)
+            for file in _files(path):
+                _load_file(file, fleets, tops, issues, topologies=topologies)
+            if len(fleets) == before and not any(_in_dir(i.file, path) for i in issues):
+                issues.append(
+                    SpecIssue(
+                        str(path), None, "", "no Fleet document in this directory (*.yaml, *.yml)"
+                    )
+                )
+        elif path.exists():
+            _load_file(path, fleets, tops, issues, topologies=topologies)
+        else:
+            issues.append(SpecIssue(str(path), None, "", "no such file or directory"))
+    issues.extend(check(fleets))
+    return LoadedDocuments(tuple(fleets), tuple(tops), tuple(issues))
+
+
+def _in_dir(file: str, directory: Path) -> bool:
+    return Path(file).parent == directory
+
+
+def _load_file(
+    path: Path,
+    fleets: list[SourcedFleet],
+    tops: list[SourcedTopology],
+    issues: list[SpecIssue],
+    *,
+    topologies: bool,
+) -> None:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        issues.append(SpecIssue(file, None, "", f"cannot read: {exc}"))
+        return
+    try:
+        docs = [d for d in YAML(typ="rt").load_all(text) if d is not None]
+    except MarkedYAMLError as exc:
+        issues.append(_yaml_issue(file, exc))
+        return
+    except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors for bad input
+        issues.append(SpecIssue(file, None, "", f"invalid YAML: {exc}"))
+        return
+    if not docs:
+        issues.append(
+            SpecIssue(file, None, "", "the file is empty: expected a Fleet or Topology document")
+        )
+        return
+    for doc in docs:
+        _load_document(file, doc, fleets, tops, issues, topologies=topologies)
+
+
+def _yaml_issue(file: str, exc: MarkedYAMLError) -> SpecIssue:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    parts = [p for p in (exc.context, exc.problem) if p]
+    return SpecIssue(file, line, "", "invalid YAML: " + ", ".join(parts))
+
+
+def _load_document(
+    file: str,
+    doc: object,
+    fleets: list[SourcedFleet],
+    tops: list[SourcedTopology],
+    issues: list[SpecIssue],
+    *,
+    topologies: bool,
+) -> None:
+    if not isinstance(doc, CommentedMap):
+        line = doc.lc.line + 1 if isinstance(doc, CommentedSeq) else None
+        issues.append(SpecIssue(file, line, "", "a document must be a mapping with kind: Fleet"))
+        return
+    locate = _locator(doc)
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        message = (
+            f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}"
+            if "kind" in doc
+            else f"kind is missing: expected one of {', '.join(KINDS)} "
+            f"(with apiVersion: {API_VERSION})"
+        )
+        issues.append(SpecIssue(file, locate(("kind",)), "kind", message))
+        return
+    model: type[BaseModel] = Fleet if kind == "Fleet" else Topology
+    if model is Topology and not topologies:
+        return
+    try:
+        value = model.model_validate(_plain(doc))
+    except ValidationError as exc:
+        issues.extend(_validation_issues(file, locate, model, exc))
+        return
+    if isinstance(value, Fleet):
+        fleets.append(SourcedFleet(value, file, locate))
+    else:
+        assert isinstance(value, Topology)
+        tops.append(SourcedTopology(value, file, locate(())))
+
+
+def _plain(node: object) -> object:
+    """ruamel's round-trip containers → plain dicts, lists and scalars for pydantic."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+# --- lines --------------------------------------------------------------------------------------
+
+
+def _locator(root: CommentedMap) -> typing.Callable[[FieldPath], int | None]:
+    def locate(path: FieldPath) -> int | None:
+        return _line_of(root, path)
+
+    return locate
+
+
+def _line_of(root: CommentedMap, path: Iterable[object]) -> int:
+    """The 1-based line of the value at ``path``, or of the deepest part of it that exists.
+
+    A scalar's own line; for a mapping or list value (which starts below its key in block
+    style), the line of its key.
+    """
+    node: Any = root
+    line: int = root.lc.line
+    for part in path:
+        if isinstance(node, CommentedMap) and part in node:
+            child = node[part]
+            if isinstance(child, CommentedMap | CommentedSeq) or child is None:
+                line = node.lc.key(part)[0]
+            else:
+                line = node.lc.value(part)[0]
+            node = child
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0]
+            node = node[part]
+        else:
+            break
+    return line + 1
+
+
+# --- pydantic errors → issues -------------------------------------------------------------------
+
+
+def _validation_issues(
+    file: str,
+    locate: typing.Callable[[FieldPath], int | None],
+    model: type[BaseModel],
+    exc: ValidationError,
+) -> Iterator[SpecIssue]:
+    for err in exc.errors(include_url=False):
+        loc: FieldPath = tuple(p for p in err["loc"] if p != "[key]")
+        yield SpecIssue(file, locate(loc), format_path(loc), _message(model, err, loc))
+
+
+def _message(model: type[BaseModel], err: Any, loc: FieldPath) -> str:
+    kind: str = err["type"]
+    msg: str = err["msg"]
+    value = err.get("input")
+    last = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(last), allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(allowed)}"
+        return f"unknown field {last!r}; {hint}"
+    if kind == "missing":
+        return f"{last!r} is required"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind == "string_type" and isinstance(value, int | float):
+        return f"expected a string, got {value!r}: put it in quotes ('{_yaml_scalar(value)}')"
+    if kind == "greater_than_equal" and last in ("vmid", "start", "end", "templateVmid"):
+        return f"VMID {value} is below 100, the lowest VMID Proxmox accepts"
+    if kind == "model_type":
+        return f"expected a mapping, got {_yaml_scalar(value)!r}"
+    return f"{msg}, got {_yaml_scalar(value)!r}" if "input" in err else msg
+
+
+def _yaml_scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _fields_at(model: type[BaseModel], loc: FieldPath) -> list[str]:
+    """The camelCase field names of the model found by following ``loc`` from ``model``."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            break
+        if isinstance(part, int):
+            continue
+        by_alias = {f.alias or n: f for n, f in current.model_fields.items()}
+        info = by_alias.get(part)
+        current = _model_in(info.annotation) if info is not None else None
+    if current is None:
+        return []
+    return sorted(f.alias or n for n, f in current.model_fields.items())
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return None
+    if origin is not None or isinstance(annotation, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
