@@ -45,6 +45,17 @@ from provisiond.core.validation import check
 SUFFIXES = (".yaml", ".yml")
 KINDS = ("Fleet", "Topology")
 PathLike = str | os.PathLike[str]
+_SYNONYMS = {  # what people write for a field, from other tools' vocabularies
+    "cpus": "cores",
+    "cpu": "cores",
+    "vcpus": "cores",
+    "ram": "memory",
+    "mem": "memory",
+    "id": "vmid",
+    "node": "host",
+    "gpu": "gpus",
+    "nets": "nics",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +208,17 @@ def _load_document(
     try:
         value = model.model_validate(_plain(doc))
     except ValidationError as exc:
-        issues.extend(_validation_issues(file, locate, model, exc))
+        issues.extend(sorted(_validation_issues(file, locate, model, exc), key=_by_line))
         return
     if isinstance(value, Fleet):
         fleets.append(SourcedFleet(value, file, locate))
     else:
         assert isinstance(value, Topology)
         tops.append(SourcedTopology(value, file, locate(())))
+
+
+def _by_line(issue: SpecIssue) -> int:
+    return issue.line or 0
 
 
 def _plain(node: object) -> object:
@@ -278,7 +293,10 @@ def _message(model: type[BaseModel], err: Any, loc: FieldPath) -> str:
     last = loc[-1] if loc else ""
     if kind == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
-        close = difflib.get_close_matches(str(last), allowed, n=1)
+        synonym = _SYNONYMS.get(str(last).lower())
+        close = (
+            [synonym] if synonym in allowed else difflib.get_close_matches(str(last), allowed, n=1)
+        )
         hint = f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(allowed)}"
         return f"unknown field {last!r}; {hint}"
     if kind == "missing":
@@ -290,14 +308,21 @@ def _message(model: type[BaseModel], err: Any, loc: FieldPath) -> str:
     if kind == "greater_than_equal" and last in ("vmid", "start", "end", "templateVmid"):
         return f"VMID {value} is below 100, the lowest VMID Proxmox accepts"
     if kind == "model_type":
-        return f"expected a mapping, got {_yaml_scalar(value)!r}"
-    return f"{msg}, got {_yaml_scalar(value)!r}" if "input" in err else msg
+        return f"expected a mapping, got {_shown(value)}"
+    if isinstance(value, dict | list):
+        return msg
+    return f"{msg}, got {_shown(value)}"
 
 
 def _yaml_scalar(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it: strings quoted, numbers and booleans as YAML has them."""
+    return repr(value) if isinstance(value, str) else _yaml_scalar(value)
 
 
 def _fields_at(model: type[BaseModel], loc: FieldPath) -> list[str]:

@@ -8,7 +8,6 @@ exits 0 when every document is valid, 1 otherwise. Directories contribute their 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from provisiond.adapters.specfile import load_documents
 from provisiond.core.members import expand
@@ -20,7 +19,7 @@ def _run(args: argparse.Namespace) -> int:
         print(issue)
     if loaded.issues:
         n = len(loaded.issues)
-        print(f"invalid: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
+        print(f"invalid: {n} problem{'s' if n != 1 else ''}")
         return 1
     vms = sum(len(expand(f.fleet)) for f in loaded.fleets)
     for doc in loaded.fleets:
