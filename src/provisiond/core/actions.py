@@ -1,0 +1,251 @@
+"""Actions: what the plan asks the executor to do, one frozen dataclass per kind.
+
+Every action carries
+- ``id``: stable within a plan and across replans of the same situation (``"clone:1038"``);
+- ``reason``: one human sentence, logged and published with the action;
+- ``after``: ids of actions in the same plan that must succeed first (per-VM order, drain before
+  an offline migration, destroy after everything else). Actions whose ``after`` are done may run
+  concurrently, within the executor's limits.
+``kind`` (class attribute) is the stable name used in metrics labels and logs; ``phase`` orders
+the plan's list (a topological order of ``after``).
+
+``Action`` is a closed union: the executor dispatches with ``match`` + ``assert_never``.
+Proxmox values are exactly what goes on the wire (``Configure.values``), except ``sshkeys`` which
+is plain text: the adapter percent-encodes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar
+
+from provisiond.core.desired import Taint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Base:
+    id: str
+    reason: str
+    after: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Clone(_Base):
+    """``POST /nodes/{template_host}/qemu/{template_vmid}/clone``.
+
+    ``target`` is the host the clone lands on (``None``: the template's host). ``storage`` is
+    given for full clones only.
+    """
+
+    kind: ClassVar[str] = "clone"
+    phase: ClassVar[int] = 1
+    vmid: int
+    name: str
+    fleet: str
+    pool: str
+    template_vmid: int
+    template_host: str
+    target: str | None
+    full: bool
+    storage: str | None
+    proxmox_pool: str | None
+    description: str  # the ownership marker
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migrate(_Base):
+    """``POST /nodes/{source}/qemu/{vmid}/migrate``: live when ``online`` (the VM runs)."""
+
+    kind: ClassVar[str] = "migrate"
+    phase: ClassVar[int] = 2
+    vmid: int
+    name: str
+    source: str
+    target: str
+    online: bool
+    with_local_disks: bool = False
+
+
+class MoveStep(StrEnum):
+    CORDON = "cordon"
+    DRAIN = "drain"
+    SHUTDOWN = "shutdown"
+    MIGRATE_OFFLINE = "migrate_offline"
+    START = "start"
+    WAIT_READY = "wait_ready"
+    UNCORDON = "uncordon"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuMove(_Base):
+    """The offline workflow for a VM whose PCI mapping cannot live-migrate (DESIGN §6).
+
+    ``steps`` run in order; each checks its effect first, so a crash resumes mid-way. ``node`` is
+    the Kubernetes node (``None``: not a Kubernetes node, or no Kubernetes: no kube steps).
+    """
+
+    kind: ClassVar[str] = "gpu_move"
+    phase: ClassVar[int] = 2
+    vmid: int
+    name: str
+    source: str
+    target: str
+    node: str | None
+    steps: tuple[MoveStep, ...]
+    with_local_disks: bool = False
+    force_stop: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configure(_Base):
+    """``PUT /nodes/{host}/qemu/{vmid}/config`` with ``values`` and ``delete`` (spec keys only)."""
+
+    kind: ClassVar[str] = "configure"
+    phase: ClassVar[int] = 3
+    vmid: int
+    name: str
+    host: str
+    values: Mapping[str, str] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrowDisk(_Base):
+    """``PUT /nodes/{host}/qemu/{vmid}/resize`` to ``size_bytes`` (absolute; never shrinks)."""
+
+    kind: ClassVar[str] = "grow_disk"
+    phase: ClassVar[int] = 3
+    vmid: int
+    name: str
+    host: str
+    disk: str
+    size_bytes: int
+    current_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cordon(_Base):
+    """Mark the node unschedulable (and annotate ``provisiond.dev/cordoned``)."""
+
+    kind: ClassVar[str] = "cordon"
+    phase: ClassVar[int] = 4
+    node: str
+    vmid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drain(_Base):
+    """Evict the node's pods through the Eviction API (PDBs honoured; DaemonSets skipped)."""
+
+    kind: ClassVar[str] = "drain"
+    phase: ClassVar[int] = 5
+    node: str
+    vmid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shutdown(_Base):
+    """``POST …/status/shutdown``; ``force_stop`` after the timeout when the policy allows."""
+
+    kind: ClassVar[str] = "shutdown"
+    phase: ClassVar[int] = 6
+    vmid: int
+    name: str
+    host: str
+    force_stop: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reboot(_Base):
+    """``POST …/status/reboot`` to apply pending config changes (``keys``)."""
+
+    kind: ClassVar[str] = "reboot"
+    phase: ClassVar[int] = 6
+    vmid: int
+    name: str
+    host: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Start(_Base):
+    """``POST …/status/start``."""
+
+    kind: ClassVar[str] = "start"
+    phase: ClassVar[int] = 7
+    vmid: int
+    name: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Uncordon(_Base):
+    """Mark the node schedulable again (and drop ``provisiond.dev/cordoned``)."""
+
+    kind: ClassVar[str] = "uncordon"
+    phase: ClassVar[int] = 8
+    node: str
+    vmid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Label(_Base):
+    """``PATCH`` node labels: set ``labels``, remove ``remove``, record ``managed``.
+
+    ``managed`` is the full new value of ``provisiond.dev/managed`` (labels *and* taints), so a
+    ``Label`` and a ``Taint`` of the same plan write the same annotation.
+    """
+
+    kind: ClassVar[str] = "label"
+    phase: ClassVar[int] = 8
+    node: str
+    vmid: int
+    labels: Mapping[str, str] = field(default_factory=dict)  # to set
+    remove: tuple[str, ...] = ()
+    managed: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaintNode(_Base):
+    """``PATCH`` node taints: remove ``remove`` (matched by key and effect), then add ``add``."""
+
+    kind: ClassVar[str] = "taint"
+    phase: ClassVar[int] = 8
+    node: str
+    vmid: int
+    add: tuple[Taint, ...] = ()
+    remove: tuple[Taint, ...] = ()
+    managed: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Destroy(_Base):
+    """``DELETE /nodes/{host}/qemu/{vmid}`` (``purge=1``); stop first when ``running``."""
+
+    kind: ClassVar[str] = "destroy"
+    phase: ClassVar[int] = 9
+    vmid: int
+    name: str
+    host: str
+    fleet: str
+    running: bool
+
+
+Action = (
+    Clone
+    | Migrate
+    | GpuMove
+    | Configure
+    | GrowDisk
+    | Cordon
+    | Drain
+    | Shutdown
+    | Reboot
+    | Start
+    | Uncordon
+    | Label
+    | TaintNode
+    | Destroy
+)
