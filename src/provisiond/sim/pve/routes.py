@@ -1,0 +1,67 @@
+"""The route table: (method, path template) -> handler. Every route has its entry in
+``params.ENDPOINTS``; ``match`` resolves a request path to its template and path variables."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from provisiond.sim.pve.handlers import Handler, cluster, qemu
+from provisiond.sim.pve.params import BY_ROUTE, Endpoint
+
+_Q = "/nodes/{node}/qemu/{vmid}"
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/version"): cluster.version,
+    ("GET", "/cluster/resources"): cluster.resources,
+    ("GET", "/cluster/nextid"): cluster.nextid,
+    ("GET", "/cluster/status"): cluster.cluster_status,
+    ("GET", "/cluster/tasks"): cluster.cluster_tasks,
+    ("GET", "/cluster/mapping/pci"): cluster.mappings,
+    ("GET", "/cluster/mapping/pci/{id}"): cluster.mapping,
+    ("GET", "/pools"): cluster.pools,
+    ("GET", "/nodes"): cluster.nodes,
+    ("GET", "/nodes/{node}/status"): cluster.node_status,
+    ("GET", "/nodes/{node}/hardware/pci"): cluster.hardware_pci,
+    ("GET", "/nodes/{node}/storage"): cluster.node_storage,
+    ("GET", "/nodes/{node}/tasks"): cluster.node_tasks,
+    ("GET", "/nodes/{node}/tasks/{upid}/status"): cluster.task_status,
+    ("GET", "/nodes/{node}/tasks/{upid}/log"): cluster.task_log,
+    ("GET", "/nodes/{node}/qemu"): qemu.list_vms,
+    ("POST", "/nodes/{node}/qemu"): qemu.create_vm,
+    ("GET", f"{_Q}/config"): qemu.get_config,
+    ("PUT", f"{_Q}/config"): qemu.put_config,
+    ("POST", f"{_Q}/config"): qemu.post_config,
+    ("GET", f"{_Q}/pending"): qemu.get_pending,
+    ("GET", f"{_Q}/status/current"): qemu.status_current,
+    ("POST", f"{_Q}/status/start"): qemu.start,
+    ("POST", f"{_Q}/status/stop"): qemu.stop,
+    ("POST", f"{_Q}/status/shutdown"): qemu.shutdown,
+    ("POST", f"{_Q}/status/reboot"): qemu.reboot,
+    ("POST", f"{_Q}/clone"): qemu.clone,
+    ("POST", f"{_Q}/template"): qemu.template,
+    ("DELETE", _Q): qemu.destroy,
+    ("PUT", f"{_Q}/resize"): qemu.resize,
+}
+assert set(ROUTES) == set(BY_ROUTE), "every route needs its parameter table entry"
+
+_PATTERNS = [
+    (template, re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "$"))
+    for template in sorted({t for _, t in ROUTES})
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    template: str
+    path_vars: dict[str, str]
+    endpoint: Endpoint | None  # None: the path exists but not with this method
+    handler: Handler | None
+
+
+def match(method: str, path: str) -> Match | None:
+    for template, pattern in _PATTERNS:
+        m = pattern.match(path)
+        if m is not None:
+            key = (method, template)
+            return Match(template, m.groupdict(), BY_ROUTE.get(key), ROUTES.get(key))
+    return None

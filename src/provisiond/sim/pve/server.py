@@ -1,0 +1,255 @@
+"""The HTTPS server: aiohttp speaking ``/api2/json`` as pveproxy does, and ``SimServer``, which
+runs it on its own thread and loop so blocking clients (proxmoxer) can call it in-process.
+
+Per request, in order: route match (501 ``Method '<M> <path>' not implemented``), request count
+per (method, endpoint template), API-token authentication (401 after PVE's 3 s delay, scaled by
+``time_scale``), parameter merge (query over body) and verification against ``params.py``, the
+``before`` hold, the handler, the ``after`` hold, then the response: ``{"data": …}`` or PVE's
+error envelope with the message's first line as the HTTP reason phrase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import ssl
+import tempfile
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from aiohttp import web
+
+from provisiond.core.topology import Topology
+from provisiond.sim.pve import certs
+from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.handlers import Call, Listing
+from provisiond.sim.pve.routes import match
+from provisiond.sim.pve.state import Cluster
+from provisiond.sim.pve.tasks import Hold
+from provisiond.sim.pve.validation import validate
+
+log = logging.getLogger("provisiond.sim.pve")
+
+API_PREFIX = "/api2/json"
+AUTH_DELAY = 3.0  # pveproxy delays every 401 by 3 s
+_TOKEN_RE = re.compile(r"(?:^|\s)PVEAPIToken(?:=| )([^;]*)")
+HEADERS = {"Server": "pve-api-daemon/3.0"}
+CONTENT_TYPE = "application/json;charset=UTF-8"
+
+
+@dataclass
+class RequestHold:
+    method: str
+    template: str
+    when: Literal["before", "after"]
+    hold: Hold
+
+
+@dataclass
+class Seams:
+    """What tests observe and steer: request counts and held requests. Loop-thread owned."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    holds: list[RequestHold] = field(default_factory=list)
+    log_requests: bool = False
+
+    def take(self, method: str, template: str, when: str) -> Hold | None:
+        for rh in self.holds:
+            if (rh.method, rh.template, rh.when) == (method, template, when):
+                self.holds.remove(rh)
+                return rh.hold
+        return None
+
+
+def _reply(data: object, total: int | None = None) -> web.Response:
+    body: dict[str, object] = {"data": data}
+    if total is not None:
+        body["total"] = total
+    return web.Response(
+        text=json.dumps(body, separators=(",", ":")),
+        headers={**HEADERS, "Content-Type": CONTENT_TYPE},
+    )
+
+
+def _error(status: int, message: str, errors: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, object] = {"data": None, "message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return web.Response(
+        status=status,
+        reason=message.split("\n", 1)[0],
+        text=json.dumps(body),
+        headers={**HEADERS, "Content-Type": CONTENT_TYPE},
+    )
+
+
+async def _unauthorized(cluster: Cluster, reason: str) -> web.Response:
+    await asyncio.sleep(AUTH_DELAY * cluster.time_scale)
+    return web.Response(status=401, reason=reason, headers=HEADERS)
+
+
+def _authenticate(cluster: Cluster, header: str | None) -> tuple[str | None, str | None]:
+    """(user, None) when authenticated, else (None, reason phrase)."""
+    if not header:
+        return None, "No ticket"
+    m = _TOKEN_RE.search(header)
+    if m is None:
+        return None, "Authentication failed!"
+    tokenid, sep, secret = m.group(1).strip().rpartition("=")
+    if not sep or cluster.tokens.get(tokenid) != secret:
+        return None, "Authentication failed!"
+    return tokenid, None
+
+
+async def _params(request: web.Request, path_vars: dict[str, str]) -> dict[str, str]:
+    body: dict[str, str] = {}
+    if request.method in ("POST", "PUT") and request.can_read_body:
+        if request.content_type == "application/json":
+            raw = await request.json()
+            for k, v in (raw or {}).items():
+                body[k] = str(int(v)) if isinstance(v, bool) else str(v)
+        else:
+            form = await request.post()
+            body = {k: str(v) for k, v in form.items()}
+    params = {**body, **dict(request.query)}
+    for name, value in path_vars.items():
+        if name in params and params[name] != value:
+            raise PveError(
+                "duplicate parameter (already defined in URI) with conflicting values!", status=400
+            )
+        params[name] = value
+    return params
+
+
+def build_app(cluster: Cluster, seams: Seams) -> web.Application:
+    async def dispatch(request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"].rstrip("/")
+        method = request.method
+        found = match(method, path)
+        if found is None or found.endpoint is None or found.handler is None:
+            return _error(501, f"Method '{method} {path}' not implemented")
+        seams.counts[(method, found.template)] += 1
+        if seams.log_requests:
+            log.info("%s %s", method, request.path_qs)
+        user, reason = _authenticate(cluster, request.headers.get("Authorization"))
+        if user is None:
+            return await _unauthorized(cluster, reason or "Authentication failed!")
+        try:
+            params = validate(found.endpoint, await _params(request, found.path_vars))
+            hold = seams.take(method, found.template, "before")
+            if hold is not None:
+                await hold.block()
+            data = await found.handler(Call(cluster, params, user))
+        except PveError as exc:
+            return _error(exc.status, exc.message, exc.errors)
+        hold = seams.take(method, found.template, "after")
+        if hold is not None:
+            await hold.block()
+        if isinstance(data, Listing):
+            return _reply(data.data, data.total)
+        return _reply(data)
+
+    app = web.Application()
+    app.router.add_route("*", API_PREFIX + "/{tail:.*}", dispatch)
+    return app
+
+
+class SimServer:
+    """The simulator on its own thread and event loop.
+
+    ``start()`` returns once the server listens; ``url``, ``ca_path`` and ``token`` then tell a
+    client where and how to connect. ``stop()`` cancels running tasks and shuts the loop down.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        log_requests: bool = False,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.topology = topology
+        self.host = host
+        self.port = port
+        self.time_scale = time_scale
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="provisiond-sim-")
+            state_dir = Path(self._tmp.name)
+        self.state_dir = state_dir
+        self.seams = Seams(log_requests=log_requests)
+        self.cluster = Cluster(topology, time_scale=time_scale)
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.cert_files: certs.CertFiles | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def ca_path(self) -> Path:
+        assert self.cert_files is not None, "start() first"
+        return self.cert_files.ca
+
+    @property
+    def token(self) -> str:
+        """The first API token: ``user@realm!id=secret``."""
+        tokenid, secret = next(iter(self.cluster.tokens.items()))
+        return f"{tokenid}={secret}"
+
+    def start(self) -> None:
+        self.cert_files = certs.generate(self.state_dir / "tls")
+        self.cluster.ssl_fingerprint = self.cert_files.fingerprint
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert_files.cert, self.cert_files.key)
+        self._thread = threading.Thread(target=self._run, args=(ctx,), name="pve-sim", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, ctx: ssl.SSLContext) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve(ctx))
+        except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
+            self._error = exc
+            self._ready.set()
+            return
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.cluster.tasks.cancel_all())
+        if self._runner is not None:
+            self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.close()
+
+    async def _serve(self, ctx: ssl.SSLContext) -> None:
+        self._runner = web.AppRunner(build_app(self.cluster, self.seams), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
+        await site.start()
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])  # the port the OS chose
+        self._ready.set()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self._thread = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.cleanup()

@@ -1,0 +1,188 @@
+"""Parameter verification as pve-common's ``JSONSchema::validate`` does it.
+
+Checks run per parameter in PVE's order — missing, type, format, pattern, length, limits, enum —
+and every failing parameter is reported at once: 400 ``Parameter verification failed.`` with
+``errors: {param: text}``. Texts are PVE's (SEMANTICS §1); a format error carries the format's
+own ``die`` text with its newline, as PVE's does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from provisiond.sim.pve.errors import ParamError
+from provisiond.sim.pve.params import NUMBERED, Endpoint, P
+
+Value = str | int
+
+_INT_RE = re.compile(r"^-?\d+$")
+_NUM_RE = re.compile(r"^-?\d+(\.\d+)?$")
+_NUMBERED_RE = re.compile(r"^([a-z]+)(\d+)$")
+TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
+_HOSTPCI_ID = r"(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\.[a-f0-9])?"
+HOSTPCI_HOST_RE = re.compile(rf"^{_HOSTPCI_ID}(?:;{_HOSTPCI_ID})*$", re.IGNORECASE)
+HOSTPCI_KEYS = frozenset(
+    {
+        "host",
+        "mapping",
+        "pcie",
+        "rombar",
+        "romfile",
+        "x-vga",
+        "legacy-igd",
+        "mdev",
+        "vendor-id",
+        "device-id",
+        "sub-vendor-id",
+        "sub-device-id",
+    }
+)
+
+
+def split_list(value: str) -> list[str]:
+    """pve-common ``split_list``: items separated by ``,``, ``;``, or whitespace."""
+    return [v for v in re.split(r"[,;\s]+", value) if v]
+
+
+def split_propstring(value: str, default_key: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in value.split(","):
+        if not part:
+            continue
+        key, sep, val = part.partition("=")
+        if not sep:
+            if default_key is None:
+                raise ValueError(
+                    f"value without key, but schema does not define a default key: {part}"
+                )
+            key, val = default_key, part
+        out[key] = val
+    return out
+
+
+def _check(regex: str, message: str) -> Callable[[str], None]:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> None:
+        if not compiled.match(value):
+            raise ValueError(message.format(value=value))
+
+    return check
+
+
+def _tag_list(value: str) -> None:
+    for tag in split_list(value):
+        if not TAG_RE.match(tag):
+            raise ValueError("invalid characters in tag")
+
+
+def _configid_list(value: str) -> None:
+    for item in split_list(value):
+        if not re.match(r"^[a-z][a-z0-9_]+$", item, re.IGNORECASE):
+            raise ValueError(f"invalid configuration ID '{item}'")
+
+
+def _hostpci(value: str) -> None:
+    try:
+        props = split_propstring(value, "host")
+    except ValueError as exc:
+        raise ValueError(f"format error\n{exc}") from None
+    for key in props:
+        if key not in HOSTPCI_KEYS:
+            raise ValueError(f"format error\n{key}: property is not defined in schema")
+    host = props.get("host")
+    if host is not None and not HOSTPCI_HOST_RE.match(host):
+        raise ValueError("format error\nhost: value does not match the regex pattern")
+
+
+FORMATS: dict[str, Callable[[str], None]] = {
+    "pve-vmid": _check(r"^[1-9][0-9]{2,8}$", "value does not look like a valid VM ID"),
+    "pve-node": _check(
+        r"^([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$", "value does not look like a valid node name"
+    ),
+    "pve-configid": _check(r"^[a-z][a-z0-9_]+$", "invalid configuration ID '{value}'"),
+    "pve-storage-id": _check(
+        r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", "storage ID '{value}' contains illegal characters"
+    ),
+    "dns-name": _check(
+        r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?)*$",
+        "value does not look like a valid DNS name",
+    ),
+    "urlencoded": _check(r"^[-%a-zA-Z0-9_.!~*'()]*$", "invalid urlencoded string: {value}"),
+    "pve-tag-list": _tag_list,
+    "pve-configid-list": _configid_list,
+    "pve-qm-hostpci": _hostpci,
+}
+
+
+def _spec_for(endpoint: Endpoint, name: str) -> P | None:
+    spec = endpoint.params.get(name)
+    if spec is not None:
+        return spec
+    m = _NUMBERED_RE.match(name)
+    if m and int(m.group(2)) < NUMBERED.get(m.group(1), 0):
+        return endpoint.params.get(f"{m.group(1)}[n]")
+    return None
+
+
+def _check_value(spec: P, raw: str) -> tuple[Value | None, str | None]:
+    """Returns (converted value, error text)."""
+    value: Value = raw
+    if spec.type == "integer":
+        if not _INT_RE.match(raw):
+            return None, f"type check ('integer') failed - got '{raw}'"
+        value = int(raw)
+    elif spec.type == "number":
+        if not _NUM_RE.match(raw):
+            return None, f"type check ('number') failed - got '{raw}'"
+    elif spec.type == "boolean":
+        if raw not in ("0", "1"):
+            return None, f"type check ('boolean') failed - got '{raw}'"
+        value = int(raw)
+    if spec.fmt is not None and spec.fmt in FORMATS:
+        try:
+            FORMATS[spec.fmt](raw)
+        except ValueError as exc:
+            return None, f"invalid format - {exc}\n"
+    if spec.pattern is not None and not re.fullmatch(spec.pattern, raw):
+        return None, "value does not match the regex pattern"
+    if spec.max_length is not None and len(raw) > spec.max_length:
+        return None, f"value may only be {spec.max_length} characters long"
+    if isinstance(value, int) and spec.type != "boolean":
+        if spec.maximum is not None and value > spec.maximum:
+            return None, f"value must have a maximum value of {spec.maximum}"
+        if spec.minimum is not None and value < spec.minimum:
+            return None, f"value must have a minimum value of {spec.minimum}"
+    if spec.enum is not None and raw not in spec.enum:
+        return (
+            None,
+            f"value '{raw}' does not have a value in the enumeration '{', '.join(spec.enum)}'",
+        )
+    return value, None
+
+
+def validate(endpoint: Endpoint, params: Mapping[str, str]) -> dict[str, Value]:
+    """Check ``params`` (path variables included) and return them typed; else ``ParamError``."""
+    errors: dict[str, str] = {}
+    out: dict[str, Value] = {}
+    for name, raw in params.items():
+        spec = _spec_for(endpoint, name)
+        if spec is None:
+            errors[name] = (
+                "property is not defined in schema and the schema does not allow additional "
+                "properties"
+            )
+            continue
+        value, error = _check_value(spec, raw)
+        if error is not None:
+            errors[name] = error
+        else:
+            assert value is not None
+            out[name] = value
+    for name, spec in endpoint.params.items():
+        if not spec.optional and name not in params and "[n]" not in name:
+            errors[name] = "property is missing and it is not optional"
+    if errors:
+        raise ParamError(errors)
+    return out
