@@ -90,7 +90,7 @@ def test_cps_gpu_disks_labels_taints_and_the_maintenance_vm() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pool", "count", "circle", "taints", "gpus", "host"),
+    "case",
     [
         (
             "inferno-pool-gpu",
@@ -112,13 +112,9 @@ def test_cps_gpu_disks_labels_taints_and_the_maintenance_vm() -> None:
     ],
 )
 def test_inferno_labels_and_taints_per_pool(
-    pool: str,
-    count: int,
-    circle: str,
-    taints: tuple[Taint, ...],
-    gpus: tuple[str, int] | None,
-    host: str,
+    case: tuple[str, int, str, tuple[Taint, ...], tuple[str, int] | None, str],
 ) -> None:
+    pool, count, circle, taints, gpus, host = case
     vms = [vm for vm in _fleet("inferno").vms if vm.pool == pool]
     assert len(vms) == count
     assert [vm.index for vm in vms] == list(range(1, count + 1))
@@ -126,7 +122,8 @@ def test_inferno_labels_and_taints_per_pool(
         assert vm.kubernetes is not None
         assert vm.kubernetes.labels == (("inferno.circle", circle),)
         assert vm.kubernetes.taints == taints
-        assert (vm.gpus.mapping, vm.gpus.count) if vm.gpus else None == gpus
+        got = (vm.gpus.mapping, vm.gpus.count) if vm.gpus else None
+        assert got == gpus
         assert vm.allowed_hosts == (host,)
 
 

@@ -288,6 +288,8 @@ def _check_spread(
 
 
 def _check_member(report: _Report, m: Member) -> None:
+    if m.generated and m.index > 1:
+        return  # generated members share their settings: one report per pool, not per member
     s = m.settings
     where = "in spec.defaults, the pool or the VM"
     if s.template is None and s.template_vmid is None:
