@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from provisiond import __version__
-from provisiond.commands import schema, validate, version
+from provisiond.commands import schema, sim, validate, version
 
-COMMANDS: tuple[ModuleType, ...] = (version, validate, schema)
+COMMANDS: tuple[ModuleType, ...] = (version, validate, schema, sim)
 
 
 def build_parser() -> argparse.ArgumentParser:
