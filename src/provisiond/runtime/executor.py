@@ -317,6 +317,7 @@ class Executor:
             before_sleep=before_sleep,
             reraise=True,
         )
+
         async def attempt() -> T:  # tenacity awaits only coroutine *functions*
             return await fn()
 

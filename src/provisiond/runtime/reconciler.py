@@ -1,0 +1,309 @@
+"""The reconciler: level-triggered cycles of observe → plan → execute (DESIGN §2, STYLE §3).
+
+Every cycle re-observes the whole cluster and re-plans from scratch; nothing is learned from
+event deltas, so a crash, a restart or a lost trigger loses nothing. Triggers only make the next
+cycle come sooner:
+- the timer (``interval``) guarantees one comes;
+- ``trigger(reason)`` — the API other components call (spec-directory watcher, Kubernetes
+  watch, MQTT ``cmd/reconcile``), also ``reload()`` for SIGHUP;
+- the cycle itself: after progress, or while work is under way or locked, the next cycle comes
+  after ``follow_up`` seconds (or the executor's retry hint), not after the full interval.
+
+Invariants:
+- one cycle at a time; triggers arriving during a cycle coalesce into one next cycle, and a burst
+  of triggers is debounced (``debounce`` seconds);
+- a failing cycle (observation error, a bug) is logged and counted, never kills the loop;
+- a spec that fails to load never reaches the planner: the last good spec is kept and acted on,
+  and the error (every issue with file:line) is reported each time the files change;
+- ``read_only``: observe, plan and report; never execute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import structlog
+
+from provisiond.core.desired import DesiredState
+from provisiond.core.errors import SpecError
+from provisiond.core.observed import ObservedState
+from provisiond.core.plan import Plan
+from provisiond.core.ports import ClusterReader, SpecSource
+from provisiond.runtime.executor import Executor
+from provisiond.runtime.results import ExecutionReport
+
+log = structlog.get_logger("provisiond.reconciler")
+
+PlanFn = Callable[[DesiredState, ObservedState], Plan]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    id: int
+    seconds: float
+    triggers: tuple[str, ...] = ()
+    desired: DesiredState | None = None
+    observed: ObservedState | None = None
+    plan: Plan | None = None
+    report: ExecutionReport | None = None
+    error: str | None = None  # the cycle failed (nothing was planned or executed)
+    spec_error: SpecError | None = None  # the spec on disk is invalid (last good one used)
+    read_only: bool = False
+
+    @property
+    def converged(self) -> bool:
+        """Nothing left to do and nothing under way (blocked items and conflicts may remain)."""
+        return (
+            self.error is None
+            and self.plan is not None
+            and self.plan.empty
+            and not self.plan.waiting
+        )
+
+    @property
+    def result(self) -> str:
+        """``success`` / ``error`` / ``requeue`` — the reconcile_total{result} label."""
+        if self.error is not None:
+            return "error"
+        if self.report is not None and self.report.failed:
+            return "error"
+        if self.plan is not None and (self.plan.waiting or not self.plan.empty):
+            return "requeue"
+        return "success"
+
+
+class CycleListener(Protocol):
+    def cycle_finished(self, result: CycleResult) -> None: ...
+
+
+@dataclass(slots=True)
+class _SpecState:
+    source: SpecSource
+    desired: DesiredState | None = None
+    fingerprint: str | None = None  # of the files last loaded (good or bad)
+    error: SpecError | None = None
+    reload: bool = True
+
+
+@dataclass(slots=True)
+class _Triggers:
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    reasons: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    name = "reconciler"
+
+    def __init__(
+        self,
+        spec: SpecSource,
+        reader: ClusterReader,
+        executor: Executor,
+        planner: PlanFn,
+        *,
+        interval: float = 60.0,
+        follow_up: float = 2.0,
+        debounce: float = 0.1,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        listener: CycleListener | None = None,
+    ) -> None:
+        self._spec = _SpecState(spec)
+        self._reader = reader
+        self._executor = executor
+        self._planner = planner
+        self.interval = interval
+        self.follow_up = follow_up
+        self.debounce = debounce
+        self.read_only = read_only
+        self._clock = clock
+        self._listener = listener
+        self._triggers = _Triggers()
+        self._ids = itertools.count(1)
+        self._cycle_lock = asyncio.Lock()
+        self.last: CycleResult | None = None
+
+    # ---------------------------------------------------------------- the trigger API
+
+    def trigger(self, reason: str) -> None:
+        """Ask for a cycle soon. Cheap, idempotent; call from the event loop's thread."""
+        self._triggers.reasons.append(reason)
+        self._triggers.event.set()
+
+    def reload(self, spec: SpecSource | None = None) -> None:
+        """SIGHUP: reload the spec (from a new source if given) and reconcile soon."""
+        if spec is not None:
+            self._spec.source = spec
+        self._spec.reload = True
+        self.trigger("reload")
+
+    @property
+    def spec_source(self) -> SpecSource:
+        return self._spec.source
+
+    @property
+    def spec_error(self) -> SpecError | None:
+        return self._spec.error
+
+    @property
+    def desired(self) -> DesiredState | None:
+        return self._spec.desired
+
+    # ---------------------------------------------------------------- the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.trigger("start")
+        while not stop.is_set():
+            result = await self.cycle(stop)
+            delay = self._next_delay(result)
+            if not await self._wait(delay, stop):
+                continue  # timer
+            # a trigger: let a burst settle, then go
+            await self._sleep_unless(self.debounce, stop)
+
+    def _next_delay(self, result: CycleResult) -> float:
+        if result.plan is None or result.error is not None:
+            return min(self.interval, max(self.follow_up, 5.0))
+        delay = self.interval
+        report = result.report
+        if result.plan.waiting:
+            delay = min(delay, self.follow_up)
+        if report is not None:
+            if report.progressed and not result.converged:
+                delay = min(delay, self.debounce)  # keep converging: the next step is planned
+            if report.retry_after is not None:
+                delay = min(delay, max(self.debounce, report.retry_after))
+        elif not result.plan.empty and not self.read_only:
+            delay = min(delay, self.follow_up)
+        return delay
+
+    async def _wait(self, delay: float, stop: asyncio.Event) -> bool:
+        """Wait for a trigger, the timer or stop; True when triggered."""
+        if self._triggers.event.is_set():
+            return True
+        waiters = {
+            asyncio.ensure_future(self._triggers.event.wait()),
+            asyncio.ensure_future(stop.wait()),
+        }
+        try:
+            _done, _ = await asyncio.wait(
+                waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waiters:
+                w.cancel()
+        return self._triggers.event.is_set()
+
+    @staticmethod
+    async def _sleep_unless(seconds: float, stop: asyncio.Event) -> None:
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    # ---------------------------------------------------------------- one cycle
+
+    async def cycle(self, stop: asyncio.Event | None = None) -> CycleResult:
+        """One full observe → plan → execute cycle. Never raises (except cancellation)."""
+        async with self._cycle_lock:
+            reasons = tuple(self._triggers.reasons) or ("timer",)
+            self._triggers.reasons.clear()
+            self._triggers.event.clear()
+            cid = next(self._ids)
+            structlog.contextvars.bind_contextvars(reconcile_id=cid)
+            started = self._clock()
+            try:
+                result = await self._cycle(cid, reasons, stop or asyncio.Event(), started)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failing cycle never kills the daemon: log, go on
+                log.exception("reconcile_failed", triggers=list(reasons))
+                result = CycleResult(
+                    cid,
+                    self._clock() - started,
+                    reasons,
+                    desired=self._spec.desired,
+                    error=f"{type(exc).__name__}: {exc}",
+                    spec_error=self._spec.error,
+                    read_only=self.read_only,
+                )
+            finally:
+                structlog.contextvars.unbind_contextvars("reconcile_id")
+            self.last = result
+            if self._listener is not None:
+                self._listener.cycle_finished(result)
+            return result
+
+    def _load_spec(self) -> None:
+        st = self._spec
+        fingerprint = st.source.fingerprint()
+        if not st.reload and st.desired is not None and fingerprint == st.fingerprint:
+            return
+        if not st.reload and st.error is not None and fingerprint == st.fingerprint:
+            return  # still the same bad files: reported already
+        st.reload = False
+        st.fingerprint = fingerprint
+        try:
+            st.desired = st.source.load()
+        except SpecError as exc:
+            st.error = exc
+            log.error(
+                "spec_invalid",
+                issues=[str(i) for i in exc.issues],
+                using="last good spec" if st.desired is not None else "nothing",
+            )
+            return
+        st.error = None
+        log.info("spec_loaded", fleets=[f.name for f in st.desired.fleets])
+
+    async def _cycle(
+        self, cid: int, reasons: tuple[str, ...], stop: asyncio.Event, started: float
+    ) -> CycleResult:
+        self._load_spec()
+        desired = self._spec.desired
+        if desired is None:
+            return CycleResult(
+                cid,
+                self._clock() - started,
+                reasons,
+                error="no valid spec loaded yet",
+                spec_error=self._spec.error,
+                read_only=self.read_only,
+            )
+        observed = await self._reader.observe()
+        plan = self._planner(desired, observed)
+        log.info(
+            "plan_ready",
+            triggers=list(reasons),
+            actions=len(plan.actions),
+            blocked=len(plan.blocked),
+            conflicts=len(plan.conflicts),
+            waiting=len(plan.waiting),
+        )
+        report: ExecutionReport | None = None
+        if not self.read_only and not plan.empty and not stop.is_set():
+            report = await self._executor.execute(plan, desired=desired, stop=stop)
+        result = CycleResult(
+            cid,
+            self._clock() - started,
+            reasons,
+            desired=desired,
+            observed=observed,
+            plan=plan,
+            report=report,
+            spec_error=self._spec.error,
+            read_only=self.read_only,
+        )
+        log.info(
+            "reconcile_finished",
+            result=result.result,
+            seconds=round(result.seconds, 3),
+            outcomes=report.counts() if report is not None else None,
+        )
+        return result
