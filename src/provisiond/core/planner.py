@@ -17,6 +17,7 @@ configured no Kubernetes action is planned; applying the plan and replanning giv
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, replace
 
@@ -64,6 +65,7 @@ from provisiond.core.plan import Blocked, Conflict, Plan, Waiting
 from provisiond.core.rebalance import Candidate, over, shed
 from provisiond.core.scheduler import Constraints, Demand, Scheduler
 
+_IN_PLACE = frozenset({"configure", "grow_disk", "label", "taint"})  # compatible with a move
 _DISRUPTING_TASKS = frozenset({"qmigrate", "hamigrate", "qmshutdown", "qmreboot"})
 
 
@@ -95,6 +97,7 @@ class _Planner:
                 self.clones.setdefault(int(t.id), t.started)
         self.actions: list[Action] = []
         self.last: dict[int, str] = {}  # vmid -> id of its latest action (per-VM order)
+        self.busy: set[int] = set()  # VMs this plan powers, moves or drains
         self.blocked: list[Blocked] = []
         self.conflicts: list[Conflict] = []
         self.waiting: list[Waiting] = []
@@ -103,6 +106,7 @@ class _Planner:
         self.stopped: set[int] = set()  # running VMs this plan shuts down
         self.sched = Scheduler(observed.hosts, observed.mappings)
         self.accounted: dict[int, tuple[str, Demand]] = {}
+        self.members: dict[tuple[str, str, str], list[int]] = {}  # (fleet, pool, host) -> VMIDs
         self.budget = DisruptionBudget(self.fleets)
 
     # -- output helpers ------------------------------------------------------------------------
@@ -112,6 +116,8 @@ class _Planner:
         after = tuple(dict.fromkeys((*prev, *extra_after)))
         self.actions.append(replace(action, after=after))
         self.last[vmid] = action.id
+        if action.kind not in _IN_PLACE:
+            self.busy.add(vmid)
         return action.id
 
     def _block(self, code: str, reason: str, d: DesiredVM) -> None:
@@ -208,17 +214,24 @@ class _Planner:
             demand = self._demand(vm, m.d if m else None)
             self.sched.add(vm.host, demand)
             self.accounted[vm.vmid] = (vm.host, demand)
+            if m is not None:
+                self.members.setdefault((m.d.fleet, m.d.pool, vm.host), []).append(vm.vmid)
             if m is not None and (
                 vm.lock == "migrate"
                 or _DISRUPTING_TASKS & set(self.tasks_by_id.get(str(vm.vmid), ()))
             ):
                 self.budget.count(m.d.fleet, m.d.pool)
+        for members in self.members.values():
+            members.sort()
 
     def _reaccount(self, vmid: int, host: str, demand: Demand) -> None:
         old_host, old = self.accounted[vmid]
         self.sched.remove(old_host, old)
         self.sched.add(host, demand)
         self.accounted[vmid] = (host, demand)
+        if old_host != host and demand.group is not None:
+            self.members[(*demand.group, old_host)].remove(vmid)
+            bisect.insort(self.members.setdefault((*demand.group, host), []), vmid)
 
     # -- 3. existing VMs -----------------------------------------------------------------------
 
@@ -236,14 +249,9 @@ class _Planner:
         if d.allowed_hosts is not None and vm.host not in d.allowed_hosts:
             return f"{vm.host} is not among its allowed hosts"
         if d.spread is Spread.STRICT:
-            for other in sorted(self.matched):
-                o = self.matched[other]
-                if other >= d.vmid:
-                    break
-                if (o.d.fleet, o.d.pool) == (d.fleet, d.pool) and self.accounted[other][
-                    0
-                ] == vm.host:
-                    return f"strict spread: shares {vm.host} with {o.d.name}"
+            first = self.members.get((d.fleet, d.pool, vm.host), [d.vmid])[0]
+            if first != d.vmid:
+                return f"strict spread: shares {vm.host} with {self.matched[first].d.name}"
         return None
 
     def _manage(self, m: _Match) -> None:
@@ -660,9 +668,13 @@ class _Planner:
             (s := thost.storage(x)) is not None and s.shared for x in tstorages
         )
         if full and d.storage:
-            s = thost.storage(d.storage) if thost else None
+            s = self.sched.hosts[target].storage(d.storage)
             shared = shared and s is not None and s.shared
         direct = target == tmpl.host or shared
+        if not direct and full and d.storage and (thost is None or not thost.storage(d.storage)):
+            why = f"{target} cannot reach {tmpl.name}'s storage, {tmpl.host} has no {d.storage}"
+            self._block("no_target", f"not cloned: {why}", d)
+            return
         lands = target if direct else tmpl.host
         self.sched.add(target, demand)
         self.accounted[d.vmid] = (target, demand)
@@ -793,7 +805,7 @@ class _Planner:
 
     def _movable(self, d: DesiredVM, vm: ObservedVM) -> bool:
         """Whether rebalance may live-migrate this VM (never GPU, pinned, self or busy VMs)."""
-        if d.vmid in self.last:  # already acted on in this plan
+        if d.vmid in self.busy:  # already powered, moved or drained by this plan
             return False
         return (
             vm.status in (VMStatus.RUNNING, VMStatus.STOPPED)

@@ -117,9 +117,6 @@ class Scheduler:
             return "memory"
         return None
 
-    def fits(self, host: str, d: Demand, c: Constraints) -> bool:
-        return self.refusal(host, d, c) is None
-
     def place(self, d: Demand, c: Constraints) -> tuple[str | None, str]:
         """The best host for ``d``, or ``None`` and a summary of why none fits."""
         fit: list[tuple[int, float, str]] = []
