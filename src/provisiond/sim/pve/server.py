@@ -18,6 +18,7 @@ import re
 import ssl
 import tempfile
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class Seams:
     """What tests observe and steer: request counts and held requests. Loop-thread owned."""
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    transports: weakref.WeakSet[asyncio.BaseTransport] = field(default_factory=weakref.WeakSet)
     holds: list[RequestHold] = field(default_factory=list)
     log_requests: bool = False
 
@@ -129,6 +131,8 @@ async def _params(request: web.Request, path_vars: dict[str, str]) -> dict[str, 
 
 def build_app(cluster: Cluster, seams: Seams) -> web.Application:
     async def dispatch(request: web.Request) -> web.Response:
+        if request.transport is not None:
+            seams.transports.add(request.transport)
         path = "/" + request.match_info["tail"].rstrip("/")
         method = request.method
         found = match(method, path)
@@ -230,9 +234,7 @@ class SimServer:
             self._ready.set()
             return
         self.loop.run_forever()
-        self.loop.run_until_complete(self.cluster.tasks.cancel_all())
-        if self._runner is not None:
-            self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
     async def _serve(self, ctx: ssl.SSLContext) -> None:
@@ -244,11 +246,25 @@ class SimServer:
             self.port = int(self._runner.addresses[0][1])  # the port the OS chose
         self._ready.set()
 
+    async def _shutdown(self) -> None:
+        await self.cluster.tasks.cancel_all()
+        for transport in list(self.seams.transports):
+            # TLS close waits for the peer's close_notify; a stopping simulator does not
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.abort()
+        await asyncio.sleep(0)
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes kept-alive client connections too
+
     def stop(self) -> None:
         if self._thread is None:
             return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(30)
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        try:
+            future.result(30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(30)
         self._thread = None
         if self._tmp is not None:
             with contextlib.suppress(OSError):

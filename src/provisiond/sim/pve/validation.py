@@ -79,7 +79,7 @@ def _tag_list(value: str) -> None:
 
 def _configid_list(value: str) -> None:
     for item in split_list(value):
-        if not re.match(r"^[a-z][a-z0-9_]+$", item, re.IGNORECASE):
+        if not re.match(r"^[a-z][a-z0-9_\-]+$", item, re.IGNORECASE):
             raise ValueError(f"invalid configuration ID '{item}'")
 
 
@@ -101,7 +101,7 @@ FORMATS: dict[str, Callable[[str], None]] = {
     "pve-node": _check(
         r"^([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$", "value does not look like a valid node name"
     ),
-    "pve-configid": _check(r"^[a-z][a-z0-9_]+$", "invalid configuration ID '{value}'"),
+    "pve-configid": _check(r"^[a-z][a-z0-9_\-]+$", "invalid configuration ID '{value}'"),
     "pve-storage-id": _check(
         r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", "storage ID '{value}' contains illegal characters"
     ),

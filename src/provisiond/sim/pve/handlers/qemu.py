@@ -294,8 +294,10 @@ async def create_vm(call: Call) -> object:
         cfg: dict[str, Value] = {"smbios1": f"uuid={uuid.uuid4()}", "vmgenid": str(uuid.uuid4())}
         template = changes.pop("template", 0)
         for key, value in changes.items():
-            bare_model = NET_RE.match(key) and "=" not in str(value).split(",")[0]
-            cfg[key] = f"{value}={cluster.new_mac()}" if bare_model else value
+            model, comma, rest = str(value).partition(",")
+            if NET_RE.match(key) and "=" not in model:  # "virtio,bridge=…": PVE adds a MAC
+                value = f"{model}={cluster.new_mac()}{comma}{rest}"  # noqa: PLW2901 - rewritten
+            cfg[key] = value
         vm.config = cfg
         for key, value in list(cfg.items()):
             if DISK_RE.match(key):

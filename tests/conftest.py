@@ -1,0 +1,32 @@
+"""Shared fixtures. Keep each group's fixtures together under its heading."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+# -- Proxmox VE API simulator (provisiond.sim.pve) -----------------------------------------------
+
+
+@dataclass
+class PveSim:
+    """A running simulator: ``api``, a real proxmoxer client (TLS verified); ``sim``, its handle."""
+
+    api: Any
+    sim: Any  # provisiond.sim.pve.SimHandle
+
+
+@pytest.fixture
+def pve_sim(request: pytest.FixtureRequest) -> Iterator[PveSim]:
+    """The simulator on a free port, seeded from an example topology (default ``cps-gpu``).
+
+    Choose another with ``@pytest.mark.parametrize("pve_sim", ["astronomy-lab"], indirect=True)``.
+    """
+    from provisiond.sim.pve.testing import proxmox_client, running_simulator
+
+    topology = getattr(request, "param", "cps-gpu")
+    with running_simulator(topology, time_scale=0.005) as sim:
+        yield PveSim(api=proxmox_client(sim), sim=sim)

@@ -1,0 +1,99 @@
+"""The simulator's parameter table against the real PVE 8.4 API schema (third-party data read
+from ../shared/proxmox, never copied into the repo), and its responses against the fields the
+schema's ``returns`` promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from proxmoxer.tools import Tasks
+
+from provisiond.sim.pve.params import ENDPOINTS, Endpoint
+
+SCHEMA = Path(__file__).resolve().parents[2] / ".." / "shared" / "proxmox" / "pve-api-schema.json"
+NODE = "cit-gpu-01"
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[tuple[str, str], dict[str, Any]]:
+    if not SCHEMA.exists():
+        pytest.fail(f"the PVE API schema is expected at {SCHEMA}")
+    index: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def walk(nodes: list[dict[str, Any]]) -> None:
+        for n in nodes:
+            for method, info in n.get("info", {}).items():
+                index[(method, n["path"])] = info
+            walk(n.get("children", []))
+
+    walk(json.loads(SCHEMA.read_text()))
+    return index
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
+def test_parameters_match_the_schema(
+    endpoint: Endpoint, schema: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    info = schema.get((endpoint.method, endpoint.path))
+    assert info is not None, "route not in the PVE schema"
+    props = info["parameters"].get("properties", {})
+    assert info["parameters"].get("additionalProperties") == 0
+    for name, p in endpoint.params.items():
+        assert name in props, f"{name}: not in the schema"
+        s = props[name]
+        assert p.type == s["type"], name
+        assert p.optional == bool(s.get("optional")), name
+        assert p.enum == (tuple(s["enum"]) if "enum" in s else None), name
+        if isinstance(s.get("format"), dict):
+            assert p.propstring, name
+            assert p.fmt is None, name
+        else:
+            assert p.fmt == s.get("format"), name
+        assert p.minimum == (int(s["minimum"]) if "minimum" in s else None), name
+        assert p.maximum == (int(s["maximum"]) if "maximum" in s else None), name
+        assert p.max_length == s.get("maxLength"), name
+        assert p.pattern == s.get("pattern"), name
+    required = {n for n, s in props.items() if not s.get("optional")}
+    assert required <= set(endpoint.params), "a required parameter is missing from the table"
+    assert set(endpoint.path_vars) <= set(endpoint.params)
+    returns = info["returns"]
+    items = returns.get("items", returns) if returns.get("type") == "array" else returns
+    promised = sorted(k for k, v in items.get("properties", {}).items() if not v.get("optional"))
+    assert list(endpoint.returns) == promised
+
+
+@pytest.mark.integration
+def test_responses_carry_the_promised_fields(pve_sim: Any) -> None:
+    api = pve_sim.api
+    upid = api.nodes(NODE).qemu(9000).clone.post(newid=1035)
+    Tasks.blocking_status(api, upid, polling_interval=0.02)
+    q = api.nodes(NODE).qemu(1035)
+    samples: dict[tuple[str, str], Any] = {
+        ("GET", "/version"): api.version.get(),
+        ("GET", "/cluster/resources"): api.cluster.resources.get(),
+        ("GET", "/cluster/status"): api.cluster.status.get(),
+        ("GET", "/cluster/tasks"): api.cluster.tasks.get(),
+        ("GET", "/cluster/mapping/pci"): api.cluster.mapping.pci.get(),
+        ("GET", "/pools"): api.pools.get(),
+        ("GET", "/nodes"): api.nodes.get(),
+        ("GET", "/nodes/{node}/status"): api.nodes(NODE).status.get(),
+        ("GET", "/nodes/{node}/hardware/pci"): api.nodes(NODE).hardware.pci.get(),
+        ("GET", "/nodes/{node}/storage"): api.nodes(NODE).storage.get(),
+        ("GET", "/nodes/{node}/tasks"): api.nodes(NODE).tasks.get(),
+        ("GET", "/nodes/{node}/tasks/{upid}/status"): api.nodes(NODE).tasks(upid).status.get(),
+        ("GET", "/nodes/{node}/tasks/{upid}/log"): api.nodes(NODE).tasks(upid).log.get(),
+        ("GET", "/nodes/{node}/qemu"): api.nodes(NODE).qemu.get(),
+        ("GET", "/nodes/{node}/qemu/{vmid}/config"): q.config.get(),
+        ("GET", "/nodes/{node}/qemu/{vmid}/pending"): q.pending.get(),
+        ("GET", "/nodes/{node}/qemu/{vmid}/status/current"): q.status.current.get(),
+    }
+    by_route = {(e.method, e.path): e for e in ENDPOINTS}
+    for route, data in samples.items():
+        promised = set(by_route[route].returns)
+        items = data if isinstance(data, list) else [data]
+        assert items, route
+        for item in items:
+            assert promised <= set(item), (route, promised - set(item))
