@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 
 import pytest
 from runtime_fakes import FakeCluster, FakeTime
@@ -29,7 +30,7 @@ from provisiond.core.desired import (
     ownership_marker,
 )
 from provisiond.core.errors import TransientError, UnclassifiedError
-from provisiond.core.observed import VMConfig, VMStatus
+from provisiond.core.observed import ObservedVM, VMConfig, VMStatus
 from provisiond.core.plan import Plan
 from provisiond.runtime.executor import Executor, ExecutorConfig
 from provisiond.runtime.results import ActionResult, Outcome
@@ -204,7 +205,7 @@ async def test_clone_of_our_template_running_without_vmid_is_waited_for(
 async def test_vmid_held_by_a_vm_we_do_not_own_is_a_conflict_never_touched(
     cluster: FakeCluster, time_: FakeTime
 ) -> None:
-    cluster.add_vm(101, "someone-elses")
+    cluster.add_vm(101, "someone-elses", config=VMConfig(description="hand-made"))
     report = await executor(cluster, time_).execute(Plan(actions=tuple(new_vm(101))))
     res = {r.action.id: r for r in report.results}
     assert res["clone:101"].outcome is Outcome.FAILED
@@ -522,3 +523,30 @@ async def test_configure_of_a_missing_vm_is_permanent(
     report = await executor(cluster, time_).execute(Plan(actions=(act,)))
     assert report.results[0].outcome is Outcome.FAILED
     assert "does not exist" in report.results[0].detail
+
+
+async def test_a_vmid_that_appeared_unverifiable_is_left_to_the_next_observation(
+    cluster: FakeCluster, time_: FakeTime
+) -> None:
+    # A fresh read shows the VM but not its config (no marker visible): never configure it now.
+    cluster.add_vm(101, "vm101", config=None)
+    report = await executor(cluster, time_).execute(Plan(actions=tuple(new_vm(101))))
+    res = {r.action.id: r for r in report.results}
+    assert res["clone:101"].outcome is Outcome.SKIPPED
+    assert "next observation" in res["clone:101"].detail
+    assert res["clone:101"].retry_after == 0.0
+    assert res["configure:101"].outcome is Outcome.SKIPPED
+    assert cluster.mutating() == []
+
+
+async def test_our_own_clone_is_ours_even_when_the_read_shows_no_config(
+    cluster: FakeCluster, time_: FakeTime
+) -> None:
+    class NoConfig(FakeCluster):
+        async def find_vm(self, vmid: int) -> ObservedVM | None:
+            vm = await super().find_vm(vmid)
+            return None if vm is None else replace(vm, config=None)
+
+    blind = NoConfig(vms=dict(cluster.vms))
+    report = await executor(blind, time_).execute(Plan(actions=tuple(new_vm(101))))
+    assert {r.outcome for r in report.results} == {Outcome.SUCCEEDED}

@@ -104,6 +104,10 @@ class _InterruptedError(Exception):
     """Stop was requested while waiting; the Proxmox task goes on server-side."""
 
 
+class _ReplanSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The effect may exist but cannot be verified from a fresh read: replan next cycle."""
+
+
 class _AdoptedSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
     """The effect already exists (or was under way and has completed)."""
 
@@ -171,6 +175,8 @@ class Executor:
                 self._listener.action_finished(result)
 
         plan_ids = {a.id for a in plan.actions}
+        if self._listener is not None:
+            self._listener.plan_started(plan)
         try:
             while pending or running:
                 for action in list(pending):
@@ -231,6 +237,8 @@ class Executor:
             outcome, detail, retry = Outcome.ADOPTED, str(adopted), None
         except _InterruptedError as exc:
             outcome, detail, retry = Outcome.INTERRUPTED, str(exc), None
+        except _ReplanSignal as exc:
+            outcome, detail, retry = Outcome.SKIPPED, str(exc), 0.0
         except LockedError as exc:
             outcome, detail = Outcome.REQUEUED, str(exc)
             retry = exc.retry_after or self.config.requeue_after
@@ -420,7 +428,7 @@ class Executor:
     async def _clone(self, a: Clone, run: _Run) -> None:
         vm = await self._settle_clone(a, run)
         if vm is not None:
-            raise _AdoptedSignal(f"VM {a.vmid} already exists (adopted)")
+            self._adopt_clone(a, vm, "already exists")
         attempts = 0
         adopted = False
 
@@ -468,7 +476,16 @@ class Executor:
         if vm is None:
             raise PermanentError(f"clone {a.vmid}: the task ended but VM {a.vmid} is not there")
         if adopted:
-            raise _AdoptedSignal(f"VM {a.vmid} appeared from an earlier clone request (adopted)")
+            self._adopt_clone(a, vm, "appeared after a clone request whose answer was lost")
+
+    @staticmethod
+    def _adopt_clone(a: Clone, vm: ObservedVM, how: str) -> NoReturn:
+        """A VM at our VMID we did not just create: adopt it if it provably is ours."""
+        if owner(vm) == a.fleet:
+            raise _AdoptedSignal(f"VM {a.vmid} {how} (adopted)")
+        # The fresh read carries no config (description marker): let the next full observation
+        # decide ownership instead of configuring a VM that might not be ours.
+        raise _ReplanSignal(f"VM {a.vmid} {how}; its ownership is checked by the next observation")
 
     async def _settle_clone(self, a: Clone, run: _Run) -> ObservedVM | None:
         """Wait out a clone under way; the settled VM if it exists (ours), else ``None``.
@@ -477,7 +494,8 @@ class Executor:
           (stuck, i.e. no clone task of the template running → fail; never unlock);
         - our VMID absent but a clone of our template running that this process did not start:
           it may be ours from before a restart → wait until it ends, then look again;
-        - our VMID present without our marker or tags → a conflict: fail, never touch it.
+        - our VMID present with another owner, or with its config read and no marker or tags:
+          a conflict — fail, never touch it.
         """
         deadline = self._clock() + self.config.task_timeout
         nxt = self._polls()
@@ -500,7 +518,9 @@ class Executor:
                 raise LockedError(f"VM {a.vmid} is locked ({vm.lock})", lock=vm.lock)
             else:
                 fleet = owner(vm)
-                if fleet != a.fleet:
+                if (fleet is not None and fleet != a.fleet) or (
+                    fleet is None and vm.config is not None
+                ):
                     raise PermanentError(
                         f"VMID {a.vmid} is taken by a VM provisiond does not own "
                         f"({vm.name!r}); conflict left alone"

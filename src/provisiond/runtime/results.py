@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from provisiond.core.actions import Action
+from provisiond.core.plan import Plan
 
 
 class Outcome(StrEnum):
@@ -79,7 +80,9 @@ class ExecutionReport:
 
 
 class ActionListener(Protocol):
-    """Progress/metrics seam: told when each action starts and how it ended."""
+    """Progress/metrics seam: told when a plan starts, when each action starts and how it ended."""
+
+    def plan_started(self, plan: Plan) -> None: ...
 
     def action_started(self, action: Action) -> None: ...
 
