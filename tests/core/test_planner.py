@@ -905,3 +905,70 @@ def test_storage_must_be_reachable() -> None:
     p = plan(state(d), world(hosts=local), now=0)
     assert codes(p) == ["no_target"]
     assert "pve1 has no fast" in p.blocked[0].reason
+
+
+# -- remaining branches -------------------------------------------------------------------------
+
+
+def test_new_nic_is_added_and_an_already_cordoned_node_is_not_cordoned_again() -> None:
+    d = replace(A, nics=(*A.nics, NicSpec(1, "vmbr1")), kubernetes=KubeNodeSpec("a"))
+    d = replace(d, power=PowerState.STOPPED)
+    node = KubeNode("a", unschedulable=True)
+    p = plan(state(d), world(converged(A), kube=(node,)), now=0)
+    assert kinds(p) == ["configure", "drain", "shutdown"]
+    assert p.actions[0].values == {"net1": "virtio,bridge=vmbr1"}  # type: ignore[union-attr]
+
+
+def test_shutdown_waits_for_the_disruption_budget() -> None:
+    d = replace(A, power=PowerState.STOPPED)
+    p = plan(state(d, max_disruptions=0), world(converged(A)), now=0)
+    assert p.empty
+    assert codes(p) == ["disruption_limit"]
+
+
+def test_clone_that_matches_the_template_needs_no_configure() -> None:
+    t = template()
+    assert t.config is not None
+    t = replace(t, config=replace(t.config, tags=("pd-f", "provisiond")))
+    d = replace(A, power=PowerState.STOPPED)
+    assert kinds(plan(state(d), replace(world(), vms=(t,)), now=0)) == ["clone"]
+
+
+def test_rebalance_skips_offline_and_maintenance_hosts_and_busy_vms() -> None:
+    rb = RebalancePolicy(enabled=True, memory_threshold=0.5)
+    vms = [dvm(f"v{i}", 100 + i, memory_mib=12 * 1024, pool=f"p{i}") for i in range(4)]
+    obs = [converged(v, status=VMStatus.STOPPED) for v in vms]  # all will be started: busy
+    hosts = (host("pve1"), host("pve2"), host("pve3", online=False), host("pve4"))
+    p = plan(state(*vms, rebalance=rb, maintenance=("pve4",)), world(*obs, hosts=hosts), now=0)
+    assert kinds(p) == ["start"] * 4
+    assert codes(p) == ["rebalance"]
+
+
+def test_offline_hosts_get_no_placement() -> None:
+    hosts = (host("pve1", online=False), host("pve2", online=False))
+    p = plan(state(A), world(hosts=hosts), now=0)
+    assert codes(p) == ["no_target"]
+    assert "offline: pve1, pve2" in p.blocked[0].reason
+
+
+def test_cloud_init_already_in_place_is_not_rewritten() -> None:
+    ci = CloudInit(
+        user="u",
+        ssh_keys=("k1", "k2"),
+        nameservers=("1.1.1.1",),
+        search_domain="lab",
+        ipconfigs=(IpConfig(0, "dhcp"),),
+    )
+    d = replace(A, cloud_init=ci)
+    vm = converged(A)
+    assert vm.config is not None
+    cfg = replace(
+        vm.config,
+        ciuser="u",
+        sshkeys="k1\nk2\n",
+        nameserver="1.1.1.1",
+        searchdomain="lab",
+        ipconfigs={0: IpConfig(0, "dhcp")},
+    )
+    assert plan(state(d), world(replace(vm, config=cfg)), now=0).empty
+    assert plan(state(replace(A, cloud_init=CloudInit())), world(vm), now=0).empty

@@ -142,3 +142,10 @@ def test_observed_vm_helpers() -> None:
     vm = _vm(config=False)
     assert (vm.description, vm.gpu_claims(), vm.raw_pci()) == ("", {}, ())
     assert _vm().raw_pci() == ("hostpci0",)
+
+
+def test_source_ref_names_file_and_line() -> None:
+    from provisiond.core.desired import SourceRef
+
+    assert str(SourceRef("fleet.yaml", 42)) == "fleet.yaml:42"
+    assert str(SourceRef()) == "<memory>"

@@ -299,7 +299,10 @@ class _Planner:
 
         default_storage = d.storage or next((x.storage for x in cfg.disks.values()), None)
         drift = config_drift(d, vm.pending or cfg, default_storage=default_storage)
-        pending = sorted(config_drift(d, cfg, default_storage=default_storage).keys - drift.keys)
+        pending: list[str] = []
+        if vm.pending is not None:
+            unapplied = config_drift(d, cfg, default_storage=default_storage)
+            pending = sorted(unapplied.keys - drift.keys)
         if move is None and room is not None:
             grow = {"cores", "memory"} | {k for k in drift.values if k.startswith("hostpci")}
             kept = sorted(grow & drift.values.keys())
