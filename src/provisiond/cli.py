@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from provisiond import __version__
-from provisiond.commands import schema, sim, validate, version
+from provisiond.commands import apply, demo, schema, sim, validate, version
+from provisiond.commands import run as run_command
 
-COMMANDS: tuple[ModuleType, ...] = (version, validate, schema, sim)
+COMMANDS: tuple[ModuleType, ...] = (version, validate, schema, apply, run_command, demo, sim)
 
 
 def build_parser() -> argparse.ArgumentParser:

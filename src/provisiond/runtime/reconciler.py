@@ -148,6 +148,10 @@ class Reconciler:
         return self._spec.source
 
     @property
+    def planner(self) -> PlanFn:
+        return self._planner
+
+    @property
     def spec_error(self) -> SpecError | None:
         return self._spec.error
 

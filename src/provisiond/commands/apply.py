@@ -1,0 +1,136 @@
+"""``provisiond apply``: plan, show, confirm, execute once with live progress, report.
+
+Without a terminal on stdin it refuses unless ``--auto-approve``. Progress shows as bars on a
+terminal and as one line per action otherwise. After executing, the cluster is observed and
+planned again to report what is left. SIGTERM/SIGINT stop taking new actions; actions waiting on
+Proxmox tasks stop waiting (the tasks go on server-side and ``run``/``apply`` adopt them later).
+
+Exit codes: 0 everything done; 1 error (settings, invalid spec, an action failed, refused or
+interrupted); 3 blocked items, conflicts, locked VMs or remaining work left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from provisiond import daemon as assembly
+from provisiond.core.errors import ConfigError, ProvisiondError, SpecError
+from provisiond.logging import configure_logging
+from provisiond.progress import Progress
+from provisiond.report import print_plan, summary_line
+from provisiond.runtime.results import Outcome
+from provisiond.settings import load_settings
+from provisiond.summary import build_summary, print_summary
+
+EXIT_OK, EXIT_ERROR, EXIT_LEFT = 0, 1, 3
+
+
+def _confirm(console: Console) -> bool:
+    console.print("\nApply this plan? Only 'yes' is accepted: ", end="")
+    try:
+        return input().strip() == "yes"
+    except EOFError:
+        return False
+
+
+async def _apply(args: argparse.Namespace, console: Console) -> int:
+    overrides = assembly.overrides_from(spec=args.spec)
+    settings = load_settings(Path(args.config) if args.config else None, overrides)
+    secrets = []
+    if settings.proxmox.token_secret is not None:
+        secrets.append(settings.proxmox.token_secret.get_secret_value())
+    configure_logging(fmt=settings.log.format, level=args.log_level, secrets=secrets)
+    progress = Progress(console)
+    built = assembly.build_daemon(settings, action_listener=progress, time_scale=args.time_scale)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        desired = built.reconciler.spec_source.load()
+        observed = await built.parts.observer.observe()
+        plan = built.reconciler.planner(desired, observed)
+        print_plan(plan, console, desired)
+        if plan.empty:
+            return EXIT_LEFT if plan.blocked or plan.conflicts or plan.waiting else EXIT_OK
+        if not args.auto_approve:
+            if not sys.stdin.isatty():
+                console.print(
+                    "[red]refusing to apply without a terminal to confirm on; "
+                    "pass --auto-approve[/]"
+                )
+                return EXIT_ERROR
+            if not _confirm(console):
+                console.print("Apply cancelled.")
+                return EXIT_ERROR
+        with progress:
+            report = await built.executor.execute(plan, desired=desired, stop=stop)
+        if stop.is_set():
+            console.print("[yellow]interrupted: in-flight Proxmox tasks continue server-side[/]")
+            return EXIT_ERROR
+        after = await built.parts.observer.observe()
+        left = built.reconciler.planner(desired, after)
+        summary = build_summary(
+            converged=left.empty and not left.waiting,
+            seconds=report.seconds,
+            desired=desired,
+            observed=after,
+            plan=left,
+            actions=progress.done,
+            failed=progress.failed,
+            cycles=1,
+        )
+        print_summary(summary, console)
+        console.print(f"[bold]Left:[/] {summary_line(left)}")
+        if report.failed:
+            return EXIT_ERROR
+        requeued = report.counts()[Outcome.REQUEUED.value]
+        if left.blocked or left.conflicts or left.waiting or not left.empty or requeued:
+            return EXIT_LEFT
+        return EXIT_OK
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        built.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    try:
+        return asyncio.run(_apply(args, console))
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print("invalid spec: nothing applied", file=sys.stderr)
+        return EXIT_ERROR
+    except (ConfigError, ProvisiondError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="plan, confirm and execute once (exit 0 done, 1 failed, 3 blocked/left)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="settings file (default: $PROVISIOND_CONFIG)")
+    p.add_argument(
+        "--spec", action="append", metavar="PATH", help="fleet spec file or directory (repeatable)"
+    )
+    p.add_argument("--auto-approve", action="store_true", help="do not ask; required without a TTY")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="scale task polling and backoff for a sped-up simulator (default 1: real Proxmox)",
+    )
+    p.set_defaults(handler=_run)

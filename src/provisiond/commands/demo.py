@@ -1,0 +1,218 @@
+"""``provisiond demo``: the real daemon against an in-process simulated Proxmox VE cluster.
+
+The simulator starts from ``config/examples/NAME/topology.yaml`` (default ``cps-gpu``) with
+realistic task times sped up by ``--time-scale``; the daemon reconciles ``config/examples/NAME``
+(its ``fleet.yaml``) through the real proxmoxer client until converged — no actions left — and
+prints a summary: each VM with host, state and GPUs, GPUs claimed per host, blocked items and
+conflicts, actions taken, seconds. Then it keeps reconciling until Ctrl-C, so the simulator can
+be poked at (its URL and token are printed). docs/demo.md documents ``--output json``.
+
+Exit codes: 0 converged with nothing blocked; 3 converged with blocked items or conflicts
+(``--exit-when-converged``); 1 error, or not converged within ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from provisiond import daemon as assembly
+from provisiond.core.errors import ConfigError
+from provisiond.logging import configure_logging
+from provisiond.progress import Progress
+from provisiond.runtime.reconciler import CycleResult
+from provisiond.settings import Settings
+from provisiond.sim.pve.server import SimServer
+from provisiond.sim.pve.testing import EXAMPLES, load_topology
+from provisiond.summary import build_summary, print_summary
+
+EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 3
+
+
+class _Watch:
+    """Runnable + cycle listener: notices convergence, prints the summary, maybe stops."""
+
+    name = "demo-watch"
+
+    def __init__(self, *, exit_when_converged: bool, timeout: float, started: float) -> None:
+        self.progress: Progress | None = None
+        self.exit_when_converged = exit_when_converged
+        self.timeout = timeout
+        self.started = started
+        self.converged = asyncio.Event()
+        self.ready = asyncio.Event()  # the summary is built
+        self.last: CycleResult | None = None
+        self.summary: dict[str, Any] | None = None
+        self.seconds = 0.0
+
+    def cycle_finished(self, result: CycleResult) -> None:
+        self.last = result
+        if result.converged and not self.converged.is_set():
+            self.seconds = time.monotonic() - self.started
+            self.converged.set()
+
+    def build(self) -> dict[str, Any]:
+        last = self.last
+        assert self.progress is not None
+        return build_summary(
+            converged=self.converged.is_set(),
+            seconds=self.seconds if self.converged.is_set() else time.monotonic() - self.started,
+            desired=last.desired if last else None,
+            observed=last.observed if last else None,
+            plan=last.plan if last else None,
+            actions=self.progress.done,
+            failed=self.progress.failed,
+            cycles=self.progress.cycles,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        waiter = asyncio.ensure_future(self.converged.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, timeout=self.timeout, return_when="FIRST_COMPLETED")
+        waiter.cancel()
+        stopper.cancel()
+        if stop.is_set() and not self.converged.is_set():
+            return
+        self.summary = self.build()
+        self.ready.set()
+        if self.exit_when_converged or not self.converged.is_set():
+            stop.set()
+
+
+def _settings(server: SimServer, example: Path, interval: float) -> Settings:
+    tokenid, _, secret = server.token.rpartition("=")
+    return Settings(
+        proxmox={
+            "url": server.url,
+            "token_id": tokenid,
+            "token_secret": secret,
+            "ca_bundle": server.ca_path,
+        },
+        spec={"paths": [example]},
+        daemon={"interval": interval},
+        log={"format": "console", "level": "warning"},
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    example = Path(args.examples_dir) / args.example
+    json_out = args.output == "json"
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    ui = err if json_out else out
+    try:
+        topology = load_topology(example / "topology.yaml")
+    except (OSError, ValidationError) as exc:
+        print(f"error: example {args.example!r} ({example}): {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    server = SimServer(topology, time_scale=args.time_scale)
+    server.start()
+    try:
+        settings = _settings(server, example, args.interval)
+        configure_logging(fmt="console", level="warning", stream=sys.stderr)
+        watch = _Watch(
+            exit_when_converged=args.exit_when_converged,
+            timeout=args.timeout,
+            started=time.monotonic(),
+        )
+        progress = Progress(ui, quiet=json_out, cycle_listeners=(watch,))
+        watch.progress = progress
+        built = assembly.build_daemon(
+            settings,
+            action_listener=progress,
+            cycle_listener=progress,
+            time_scale=args.time_scale,
+            follow_up=max(0.05, 2.0 * args.time_scale),
+            debounce=0.02,
+        )
+    except ConfigError as exc:
+        server.stop()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    ui.print(f"[bold]provisiond demo[/]: example [bold]{args.example}[/] on a simulated cluster")
+    ui.print(f"  simulator {server.url}  (time scale {args.time_scale})")
+    ui.print(f"  token     {server.token}\n  ca        {server.ca_path}\n")
+    mgr = assembly.manager(built, extra=(watch,))
+    printed = False
+
+    async def main() -> None:
+        nonlocal printed
+
+        async def report() -> None:
+            nonlocal printed
+            await watch.ready.wait()
+            if not watch.converged.is_set() or watch.summary is None:
+                return  # timed out: shown after the daemon stopped
+            _show(watch.summary, out, json_out=json_out)
+            printed = True
+            if not args.exit_when_converged:
+                ui.print("\nStill reconciling against the simulator; Ctrl-C to stop.")
+
+        reporter = asyncio.create_task(report())
+        try:
+            with progress:
+                await mgr.run()
+        finally:
+            reporter.cancel()
+
+    try:
+        asyncio.run(main())
+    except ExceptionGroup as exc:
+        print(f"error: {exc.exceptions[0]}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        built.close()
+        server.stop()
+    summary = watch.summary or watch.build()
+    if not printed:
+        _show(summary, out, json_out=json_out)
+    if not summary["converged"]:
+        return EXIT_ERROR
+    return EXIT_BLOCKED if summary["blocked"] or summary["conflicts"] else EXIT_OK
+
+
+def _show(summary: dict[str, Any], console: Console, *, json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(summary, indent=2), flush=True)
+    else:
+        print_summary(summary, console)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the daemon against a simulated cluster from an example until converged",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--example", default="cps-gpu", help="example name (default cps-gpu)")
+    p.add_argument(
+        "--examples-dir", default=str(EXAMPLES), help="where the examples live (the checkout's)"
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        help="simulated task time multiplier (default 0.05: twenty times faster)",
+    )
+    p.add_argument(
+        "--exit-when-converged",
+        action="store_true",
+        help="exit once converged: 0 nothing blocked, 3 blocked items or conflicts",
+    )
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--timeout", type=float, default=300.0, help="give up (exit 1) if not converged by then"
+    )
+    p.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between cycles once converged"
+    )
+    p.set_defaults(handler=_run)
