@@ -550,3 +550,28 @@ async def test_our_own_clone_is_ours_even_when_the_read_shows_no_config(
     blind = NoConfig(vms=dict(cluster.vms))
     report = await executor(blind, time_).execute(Plan(actions=tuple(new_vm(101))))
     assert {r.outcome for r in report.results} == {Outcome.SUCCEEDED}
+
+
+async def test_a_vm_cloned_in_this_run_may_be_migrated_before_its_tags_exist(
+    cluster: FakeCluster, time_: FakeTime
+) -> None:
+    class NoConfig(FakeCluster):
+        async def find_vm(self, vmid: int) -> ObservedVM | None:
+            vm = await super().find_vm(vmid)
+            return None if vm is None else replace(vm, config=None)
+
+    blind = NoConfig(vms=dict(cluster.vms))
+    blind.add_vm(102, "vm102", config=None)  # untagged, unreadable, not cloned by us
+    plan = Plan(
+        actions=(
+            clone(101, host="pve1"),
+            replace(migrate(101), after=("clone:101",)),
+            migrate(102),
+        )
+    )
+    report = await executor(blind, time_).execute(plan, desired=desired(101, 102))
+    res = {r.action.id: r for r in report.results}
+    assert res["migrate:101"].outcome is Outcome.SUCCEEDED
+    assert blind.vms[101].host == "pve2"
+    assert res["migrate:102"].outcome is Outcome.FAILED
+    assert "not owned" in res["migrate:102"].detail

@@ -119,6 +119,7 @@ class _Run:
     stop: asyncio.Event
     groups: dict[int, Group] = field(default_factory=dict)
     fleets: dict[int, str] = field(default_factory=dict)
+    created: dict[int, str] = field(default_factory=dict)  # cloned by this run: vmid -> fleet
 
 
 class Executor:
@@ -411,6 +412,10 @@ class Executor:
     def _check_ours(self, vm: ObservedVM, run: _Run, what: str) -> None:
         """Before a disruptive call: the VM must be ours (and this fleet's), unpaused, unlocked."""
         fleet = owner(vm)
+        if fleet is None and vm.config is None:
+            # A fresh read may not carry the config (the description marker) of a VM this run
+            # just cloned: the clone's success is the proof then.
+            fleet = run.created.get(vm.vmid)
         if fleet is None:
             raise PermanentError(f"refusing to {what} VM {vm.vmid}: not owned by provisiond")
         expected = run.fleets.get(vm.vmid)
@@ -426,6 +431,14 @@ class Executor:
     # ---------------------------------------------------------------- clone
 
     async def _clone(self, a: Clone, run: _Run) -> None:
+        try:
+            await self._clone_once(a, run)
+        except _AdoptedSignal:
+            run.created[a.vmid] = a.fleet
+            raise
+        run.created[a.vmid] = a.fleet
+
+    async def _clone_once(self, a: Clone, run: _Run) -> None:
         vm = await self._settle_clone(a, run)
         if vm is not None:
             self._adopt_clone(a, vm, "already exists")

@@ -1,0 +1,162 @@
+"""End-to-end helpers: the simulator in this process, the daemon (or apply) as a real process.
+
+The daemon talks to the simulator through the real proxmoxer client over verified HTTPS; it
+logs JSON lines to stderr, which tests read to wait for events. ``check_world`` states the
+invariants every crash test ends with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisiond.adapters.specfile import load_desired
+from provisiond.core.desired import DesiredState
+from provisiond.sim.pve.handle import SimHandle
+from provisiond.sim.pve.testing import EXAMPLES
+
+TIME_SCALE = 0.01
+
+
+def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 30.0) -> Path:
+    tokenid, _, secret = sim.token.rpartition("=")
+    secret_file = tmp / "token"
+    secret_file.write_text(secret)
+    cfg = tmp / "provisiond.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "proxmox": {
+                    "url": sim.url,
+                    "token_id": tokenid,
+                    "token_secret_file": str(secret_file),
+                    "ca_bundle": sim.ca_path,
+                },
+                "spec": {"paths": [str(spec)]},
+                "daemon": {"interval": interval},
+                "log": {"format": "json", "level": "info"},
+            }
+        )
+    )
+    return cfg
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line being written
+        return out
+
+    def wait_for(self, pred: Any, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.events():
+                if pred(e):
+                    return e
+            if self.popen.poll() is not None:
+                raise AssertionError(f"process exited {self.popen.returncode}:\n{self.tail()}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting; log tail:\n{self.tail()}")
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> float:
+        """SIGTERM; returns the seconds it took to exit."""
+        started = time.monotonic()
+        self.popen.send_signal(signal.SIGTERM)
+        self.popen.wait(timeout)
+        return time.monotonic() - started
+
+
+def start(tmp: Path, *args: str, name: str = "daemon", stdin: int | None = None) -> Proc:
+    log = tmp / f"{name}-{time.monotonic_ns()}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PROVISIOND_CONFIG", None)
+    handle = log.open("wb")
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "provisiond", *args],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        env=env,
+    )
+    handle.close()
+    return Proc(popen, log)
+
+
+def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
+    return start(
+        tmp,
+        "run",
+        "--config",
+        str(cfg),
+        "--time-scale",
+        str(TIME_SCALE),
+        "--follow-up",
+        "0.05",
+        *extra,
+    )
+
+
+def converged(e: dict[str, Any]) -> bool:
+    return e.get("event") == "plan_ready" and e.get("actions") == 0 and e.get("waiting") == 0
+
+
+def example(name: str) -> Path:
+    return EXAMPLES / name
+
+
+def desired_of(name: str | Path) -> DesiredState:
+    return load_desired([example(name) if isinstance(name, str) else name])
+
+
+def check_world(sim: SimHandle, desired: DesiredState) -> None:
+    """Each desired VM exists once, right size, owned, unlocked, running; no stray VMIDs."""
+    want = {vm.vmid: vm for vm in desired.all_vms()}
+    templates: set[int] = set()
+    names: Counter[str] = Counter()
+    for vmid in sim.vmids():
+        vm = sim.vm(vmid)
+        assert vm is not None
+        cfg = vm.config
+        if cfg.get("template"):
+            templates.add(vmid)
+            continue
+        assert vmid in want, f"VMID {vmid} is not in the spec"
+        names[str(cfg.get("name"))] += 1
+        d = want[vmid]
+        assert cfg.get("lock") is None, f"{vmid} locked: {cfg.get('lock')}"
+        assert str(cfg.get("name")) == d.name
+        assert int(str(cfg.get("cores"))) == d.cores, f"{vmid} cores {cfg.get('cores')}"
+        assert int(str(cfg.get("memory"))) == d.memory_mib, f"{vmid} memory {cfg.get('memory')}"
+        tags = str(cfg.get("tags", "")).split(";")
+        owned = {"provisiond", f"pd-{d.fleet}"} <= set(tags) or "provisiond:" in str(
+            cfg.get("description", "")
+        )
+        assert owned, f"{vmid} not owned: tags={tags}"
+        assert vm.status == "running", f"{vmid} is {vm.status}"
+    missing = set(want) - set(sim.vmids())
+    assert not missing, f"missing VMs {sorted(missing)}"
+    assert all(n == 1 for n in names.values()), names
