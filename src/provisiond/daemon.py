@@ -49,7 +49,7 @@ def executor_config(time_scale: float = 1.0) -> ExecutorConfig:
         return ExecutorConfig()
     return ExecutorConfig(
         poll_initial=max(0.005, 0.5 * time_scale),
-        poll_max=max(0.02, 5.0 * time_scale),
+        poll_max=max(0.01, 1.0 * time_scale),
         retry_initial=max(0.01, 0.5 * time_scale),
         retry_max=max(0.1, 10.0 * time_scale),
         backoff_base=max(0.2, 5.0 * time_scale),

@@ -238,3 +238,40 @@ def test_bad_spec_while_running_keeps_the_last_good_one(tmp_path: Path) -> None:
             daemon.terminate()
         assert sim.requests("DELETE", "/nodes/{node}/qemu/{vmid}") == 0
         check_world(sim, desired_of("cps-gpu"))
+
+
+def test_demo_converges_and_prints_the_json_summary(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provisiond",
+            "demo",
+            "--exit-when-converged",
+            "--output",
+            "json",
+            "--time-scale",
+            str(TIME_SCALE),
+            "--timeout",
+            "60",
+        ],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    summary = json.loads(out.stdout)
+    assert summary["converged"] is True
+    assert summary["seconds"] > 0
+    assert summary["blocked"] == []
+    assert summary["conflicts"] == []
+    assert summary["actions"] == {"clone": 8, "configure": 8, "grow_disk": 8, "start": 8}
+    gpu = {vm["name"]: vm for vm in summary["vms"]}
+    assert gpu["k3s-wk-gpu1"]["gpus"] == ["a100-40g", "a100-40g"]
+    assert gpu["k3s-cp1"]["gpus"] == []
+    assert {vm["status"] for vm in summary["vms"]} == {"running"}
+    assert summary["gpus_by_host"] == {"cit-gpu-01": {"a100-40g": {"claimed": 8, "total": 8}}}
