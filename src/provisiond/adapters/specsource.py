@@ -30,9 +30,7 @@ class SpecFiles:
         for path in self.paths:
             if path.is_dir():
                 files.extend(
-                    p
-                    for p in path.iterdir()
-                    if p.suffix in SUFFIXES and not p.name.startswith(".")
+                    p for p in path.iterdir() if p.suffix in SUFFIXES and not p.name.startswith(".")
                 )
             else:
                 files.append(path)
