@@ -12,10 +12,19 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from provisiond import __version__
-from provisiond.commands import apply, demo, schema, sim, validate, version
+from provisiond.commands import apply, demo, plan, schema, sim, validate, version
 from provisiond.commands import run as run_command
 
-COMMANDS: tuple[ModuleType, ...] = (version, validate, schema, apply, run_command, demo, sim)
+COMMANDS: tuple[ModuleType, ...] = (
+    version,
+    validate,
+    schema,
+    plan,
+    apply,
+    run_command,
+    demo,
+    sim,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

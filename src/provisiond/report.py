@@ -211,7 +211,9 @@ def print_plan(
         console.print("[bold]Blocked:[/]")
         for b in plan.blocked:
             who = f"{b.name} ({b.vmid})" if b.name else (b.fleet or "fleet")
-            console.print(f"  [magenta]! {escape(who)}[/] [{b.code}]: {escape(b.reason)}")
+            console.print(
+                f"  [magenta]! {escape(who)}[/] {escape(f'[{b.code}]')}: {escape(b.reason)}"
+            )
     if plan.conflicts:
         console.print("[bold]Conflicts (left alone):[/]")
         for c in plan.conflicts:

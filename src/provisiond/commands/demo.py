@@ -25,11 +25,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from provisiond import daemon as assembly
+from provisiond.commands.simulated import settings_for
 from provisiond.core.errors import ConfigError
 from provisiond.logging import configure_logging
 from provisiond.progress import Progress
 from provisiond.runtime.reconciler import CycleResult
-from provisiond.settings import Settings
 from provisiond.sim.pve.server import SimServer
 from provisiond.sim.pve.testing import EXAMPLES, load_topology
 from provisiond.summary import build_summary, print_summary
@@ -87,21 +87,6 @@ class _Watch:
             stop.set()
 
 
-def _settings(server: SimServer, example: Path, interval: float) -> Settings:
-    tokenid, _, secret = server.token.rpartition("=")
-    return Settings(
-        proxmox={
-            "url": server.url,
-            "token_id": tokenid,
-            "token_secret": secret,
-            "ca_bundle": server.ca_path,
-        },
-        spec={"paths": [example]},
-        daemon={"interval": interval},
-        log={"format": "console", "level": "warning"},
-    )
-
-
 def _run(args: argparse.Namespace) -> int:
     example = Path(args.examples_dir) / args.example
     json_out = args.output == "json"
@@ -116,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     server = SimServer(topology, time_scale=args.time_scale)
     server.start()
     try:
-        settings = _settings(server, example, args.interval)
+        settings = settings_for(server, [example], interval=args.interval)
         configure_logging(fmt="console", level="warning", stream=sys.stderr)
         watch = _Watch(
             exit_when_converged=args.exit_when_converged,

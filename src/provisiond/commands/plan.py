@@ -1,0 +1,135 @@
+"""``provisiond plan``: observe the cluster, diff it against the fleet spec, show what would change.
+
+Never writes anything. Output is terraform-like text (actions grouped per VM with ``+ ~ - →``
+markers and the reason of each, then blocked items and conflicts, then a summary line), or the
+JSON documented in docs/plan-format.md (``--output json``).
+
+``--sim DIR`` plans against a fresh in-process simulator started from ``DIR/topology.yaml``,
+with ``DIR/fleet.yaml`` as the spec unless ``--spec`` is given: how to try a spec without a
+cluster. Otherwise the Proxmox connection comes from the settings file/environment.
+
+Exit codes: 0 success (with ``--detailed-exitcode``: the cluster matches the spec), 1 error,
+2 actions planned, 3 nothing to do but blocked items or conflicts (both ``--detailed-exitcode``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from provisiond.adapters.specfile import load_desired
+from provisiond.app import build_proxmox, proxmox_connection
+from provisiond.commands.simulated import settings_for
+from provisiond.core.desired import DesiredState
+from provisiond.core.errors import ProvisiondError, SpecError
+from provisiond.core.observed import ObservedState
+from provisiond.core.plan import Plan
+from provisiond.core.planner import plan as make_plan
+from provisiond.logging import configure_logging
+from provisiond.report import plan_to_json, print_plan
+from provisiond.settings import Settings, load_settings
+from provisiond.sim.pve.server import SimServer
+from provisiond.sim.pve.testing import load_topology
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
+
+
+@contextlib.contextmanager
+def _settings(args: argparse.Namespace) -> Iterator[Settings]:
+    """Settings for a real cluster, or for a simulator started from ``--sim DIR``."""
+    if args.sim is None:
+        overrides = {"spec": {"paths": [Path(p) for p in args.spec]}} if args.spec else {}
+        yield load_settings(args.config, overrides)
+        return
+    sim_dir = Path(args.sim)
+    server = SimServer(load_topology(sim_dir / "topology.yaml"), time_scale=0.01)
+    server.start()
+    try:
+        spec = [Path(p) for p in args.spec] if args.spec else [sim_dir / "fleet.yaml"]
+        yield settings_for(server, spec)
+    finally:
+        server.stop()
+
+
+async def _observe(settings: Settings) -> ObservedState:
+    parts = build_proxmox(proxmox_connection(settings), settings)
+    try:
+        return await parts.observer.observe()
+    finally:
+        parts.close()
+
+
+def _exit_code(plan: Plan, *, detailed: bool) -> int:
+    if not detailed:
+        return EXIT_OK
+    if plan.actions:
+        return EXIT_CHANGES
+    return EXIT_BLOCKED if plan.blocked or plan.conflicts else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logging(fmt="console", level="warning", stream=sys.stderr)
+    try:
+        with _settings(args) as settings:
+            desired: DesiredState = load_desired(settings.spec.paths)
+            observed = asyncio.run(_observe(settings))
+            result = make_plan(desired, observed, now=time.time())
+    except SpecError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"error: the fleet spec is invalid ({len(exc.issues)} problems)", file=sys.stderr)
+        return EXIT_ERROR
+    except (ProvisiondError, OSError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    unseen = observed.unobserved
+    warnings = [
+        f"could not read {what}: nothing is cloned or destroyed for it" for what in unseen.lists
+    ]
+    warnings += [
+        f"host {h} is offline: its VMs are unknown, not missing" for h in unseen.offline_hosts
+    ]
+    if unseen.vm_configs:
+        warnings.append(f"could not read the config of VMs {list(unseen.vm_configs)}")
+    if args.output == "json":
+        print(json.dumps(plan_to_json(result, desired, warnings=warnings), indent=2))
+    else:
+        print_plan(result, Console(highlight=False, soft_wrap=True), desired, warnings)
+    return _exit_code(result, detailed=args.detailed_exitcode)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="show what provisiond would change (never writes)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--spec",
+        action="append",
+        metavar="PATH",
+        help="fleet spec file or directory (repeatable; default: settings spec.paths)",
+    )
+    p.add_argument("--config", type=Path, help="settings file (or PROVISIOND_CONFIG)")
+    p.add_argument(
+        "--sim",
+        metavar="DIR",
+        help="plan against a simulator started from DIR/topology.yaml (spec: DIR/fleet.yaml)",
+    )
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 in line, 2 actions planned, 3 only blocked items or conflicts",
+    )
+    p.set_defaults(handler=_run)
