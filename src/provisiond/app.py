@@ -13,7 +13,10 @@ from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
-from provisiond.core.errors import ConfigError
+from provisiond.core.desired import DesiredState
+from provisiond.core.errors import ConfigError, ProvisiondError
+from provisiond.core.observed import ObservedState
+from provisiond.core.privileges import missing, needed
 from provisiond.settings import Settings
 
 
@@ -68,6 +71,24 @@ def build_proxmox(
     )
     actions = ProxmoxActions(client, invalidate=observer.invalidate)
     return ProxmoxParts(client=client, observer=observer, actions=actions)
+
+
+async def privilege_problems(
+    parts: ProxmoxParts, desired: DesiredState, observed: ObservedState
+) -> tuple[list[str], list[str]]:
+    """(lacking, unknown): each privilege the fleet needs but the token lacks, as a sentence,
+    and why the check could not be made (the privileges were unreadable).
+
+    ``plan`` shows both as warnings; ``apply`` refuses on ``lacking`` and warns on ``unknown``
+    (the API still enforces every privilege: an unreadable list is no reason to stop).
+    """
+    try:
+        granted = await parts.observer.permissions()
+    except ProvisiondError as exc:
+        return [], [f"could not read the token's privileges (GET /access/permissions): {exc}"]
+    pools = {vm.vmid: vm.proxmox_pool for vm in desired.all_vms() if vm.proxmox_pool}
+    lacking = missing(needed(desired, observed), granted, pools)
+    return [n.describe(parts.client.token_id) for n in lacking], []
 
 
 def build_metrics() -> Metrics:

@@ -159,6 +159,14 @@ class ProxmoxObserver:
                 return self._vm(item, cached.value if cached else (None, None))
         return None
 
+    async def permissions(self) -> dict[str, dict[str, bool]]:
+        """The token's privileges: ``GET /access/permissions`` (path → {priv: propagate})."""
+        data = await self._client.get("/access/permissions")
+        return {
+            str(path): {str(priv): _pve_bool(flag) for priv, flag in (privs or {}).items()}
+            for path, privs in (data or {}).items()
+        }
+
     # -- cached reads ---------------------------------------------------------------------------
 
     async def _get_mappings(self, unobserved: list[str]) -> tuple[PciMapping, ...]:

@@ -18,8 +18,10 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from provisiond import daemon as assembly
+from provisiond.app import privilege_problems
 from provisiond.core.errors import ConfigError, ProvisiondError, SpecError
 from provisiond.logging import configure_logging
 from provisiond.progress import Progress
@@ -57,6 +59,17 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
         observed = await built.parts.observer.observe()
         plan = built.reconciler.planner(desired, observed)
         print_plan(plan, console, desired)
+        if not plan.empty:
+            lacking, unknown = await privilege_problems(built.parts, desired, observed)
+            for text in unknown:
+                console.print(f"[yellow]warning:[/] {escape(text)}")
+            if lacking:
+                for text in lacking:
+                    console.print(f"[red]error:[/] {escape(text)}")
+                console.print(
+                    "[red]refusing to apply: the token lacks privileges the plan needs[/]"
+                )
+                return EXIT_ERROR
         if plan.empty:
             return EXIT_LEFT if plan.blocked or plan.conflicts or plan.waiting else EXIT_OK
         if not args.auto_approve:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from provisiond.adapters.specfile import load_desired
-from provisiond.app import build_proxmox, proxmox_connection
+from provisiond.app import build_proxmox, privilege_problems, proxmox_connection
 from provisiond.commands.simulated import settings_for
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
@@ -60,10 +60,13 @@ def _settings(args: argparse.Namespace) -> Iterator[Settings]:
         server.stop()
 
 
-async def _observe(settings: Settings) -> ObservedState:
+async def _observe(settings: Settings, desired: DesiredState) -> tuple[ObservedState, list[str]]:
+    """The snapshot, and the privileges the fleet needs but the token lacks (as warnings)."""
     parts = build_proxmox(proxmox_connection(settings), settings)
     try:
-        return await parts.observer.observe()
+        observed = await parts.observer.observe()
+        lacking, unknown = await privilege_problems(parts, desired, observed)
+        return observed, lacking + unknown
     finally:
         parts.close()
 
@@ -81,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with _settings(args) as settings:
             desired: DesiredState = load_desired(settings.spec.paths)
-            observed = asyncio.run(_observe(settings))
+            observed, lacking = asyncio.run(_observe(settings, desired))
             result = make_plan(desired, observed, now=time.time())
     except SpecError as exc:
         for issue in exc.issues:
@@ -92,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     unseen = observed.unobserved
-    warnings = [
+    warnings = list(lacking)
+    warnings += [
         f"could not read {what}: nothing is cloned or destroyed for it" for what in unseen.lists
     ]
     warnings += [
