@@ -193,3 +193,12 @@ def test_snake_case_keys_are_unknown() -> None:
 def test_format_path() -> None:
     assert format_path(("spec", "pools", 1, "vms", 0, "vmid")) == "spec.pools[1].vms[0].vmid"
     assert format_path(("labels", "a.b/c")) == 'labels["a.b/c"]'
+
+
+def test_format_size_picks_the_largest_exact_unit() -> None:
+    from provisiond.core.units import format_size
+
+    assert format_size(100 << 30) == "100GiB"
+    assert format_size(1536 << 20) == "1536MiB"
+    assert format_size(2 << 40) == "2TiB"
+    assert format_size(1000) == "1000 bytes"

@@ -64,6 +64,7 @@ from provisiond.core.ownership import owner, paused
 from provisiond.core.plan import Blocked, Conflict, Plan, Waiting
 from provisiond.core.rebalance import Candidate, over, shed
 from provisiond.core.scheduler import Constraints, Demand, Scheduler
+from provisiond.core.units import format_size
 
 _IN_PLACE = frozenset({"configure", "grow_disk", "label", "taint"})  # compatible with a move
 _DISRUPTING_TASKS = frozenset({"qmigrate", "hamigrate", "qmshutdown", "qmreboot"})
@@ -119,6 +120,27 @@ class _Planner:
         if action.kind not in _IN_PLACE:
             self.busy.add(vmid)
         return action.id
+
+    def _grow_disks(self, d: DesiredVM, cfg: VMConfig, host: str, *, new_clone: bool) -> None:
+        for slot, size, current in grow_disks(d, cfg):
+            want, have = format_size(size), format_size(current)
+            self._emit(
+                GrowDisk(
+                    id=f"grow_disk:{d.vmid}:{slot}",
+                    reason=(
+                        f"new clone: grow {slot} from the template's {have} to {want}"
+                        if new_clone
+                        else f"{slot} is {have}, spec says {want} (disks only grow)"
+                    ),
+                    vmid=d.vmid,
+                    name=d.name,
+                    host=host,
+                    disk=slot,
+                    size_bytes=size,
+                    current_bytes=current,
+                ),
+                d.vmid,
+            )
 
     def _block(self, code: str, reason: str, d: DesiredVM) -> None:
         self.blocked.append(Blocked(code, reason, d.vmid, d.name, d.fleet))
@@ -336,20 +358,7 @@ class _Planner:
         else:
             self._reaccount(d.vmid, host, want)
 
-        for slot, size, current in grow_disks(d, cfg):
-            self._emit(
-                GrowDisk(
-                    id=f"grow_disk:{d.vmid}:{slot}",
-                    reason=f"{slot} is {current} bytes, spec says {size}",
-                    vmid=d.vmid,
-                    name=d.name,
-                    host=final_host,
-                    disk=slot,
-                    size_bytes=size,
-                    current_bytes=current,
-                ),
-                d.vmid,
-            )
+        self._grow_disks(d, cfg, final_host, new_clone=False)
 
         if pending and running and not restarted:
             self._apply_pending(d, final_host, pending, node)
@@ -727,20 +736,7 @@ class _Planner:
                 ),
                 d.vmid,
             )
-        for slot, size, current in grow_disks(d, fresh):
-            self._emit(
-                GrowDisk(
-                    id=f"grow_disk:{d.vmid}:{slot}",
-                    reason=f"new clone: grow {slot} to {size} bytes",
-                    vmid=d.vmid,
-                    name=d.name,
-                    host=target,
-                    disk=slot,
-                    size_bytes=size,
-                    current_bytes=current,
-                ),
-                d.vmid,
-            )
+        self._grow_disks(d, fresh, target, new_clone=True)
         if d.power is PowerState.RUNNING:
             self._emit(
                 Start(

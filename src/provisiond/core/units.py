@@ -55,3 +55,11 @@ def size_to_mib(text: str) -> int:
     if size % UNITS["MiB"]:
         raise ValueError(f"memory {text!r} must be a whole number of MiB")
     return size // UNITS["MiB"]
+
+
+def format_size(size_bytes: int) -> str:
+    """The largest binary unit that shows ``size_bytes`` exactly: ``"100GiB"``, else bytes."""
+    for unit, factor in sorted(UNITS.items(), key=lambda kv: -kv[1]):
+        if size_bytes >= factor and size_bytes % factor == 0:
+            return f"{size_bytes // factor}{unit}"
+    return f"{size_bytes} bytes"
