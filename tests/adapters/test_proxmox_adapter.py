@@ -99,8 +99,13 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
         assert vm.config.memory_mib == 16384
         assert vm.config.sshkeys == keys  # URL-encoded on the wire, decoded on the way back
         assert vm.config.description == "provisiond:cps-gpu/k3s-cp1"
-        assert await observer.find_vm(1035) is not None
         assert await observer.find_vm(4242) is None
+        await actions.configure(host=NODE, vmid=1035, values={"cores": "6"}, delete=())
+        fresh = await observer.find_vm(1035)  # the write invalidated the cache: read again
+        assert fresh is not None
+        assert fresh.config is not None
+        assert fresh.config.cores == 6
+        assert fresh.config.description == "provisiond:cps-gpu/k3s-cp1"  # the marker shows
     finally:
         client.close()
     count = registry.get_sample_value(

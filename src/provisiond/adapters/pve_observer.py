@@ -153,10 +153,15 @@ class ProxmoxObserver:
         )
 
     async def find_vm(self, vmid: int) -> ObservedVM | None:
+        """One VM, re-read now: its resource entry, and its config unless cached and unchanged."""
         for item in await self._client.get("/cluster/resources", {"type": "vm"}) or []:
             if item.get("type") == "qemu" and int(item["vmid"]) == vmid:
-                cached = self._configs.get(vmid)
-                return self._vm(item, cached.value if cached else (None, None))
+                if item.get("status") == "unknown":  # its host is offline: do not ask it
+                    cached = self._configs.get(vmid)
+                    return self._vm(item, cached.value if cached else (None, None))
+                # Fresh or cached-and-unchanged config: ownership (the description marker)
+                # and the effect of a write (caches are invalidated on write) are provable.
+                return self._vm(item, await self._get_config(item, []))
         return None
 
     async def permissions(self) -> dict[str, dict[str, bool]]:
