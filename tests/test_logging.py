@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import structlog
 
 from provisiond.logging import MASK, configure_logging
@@ -71,3 +72,11 @@ def test_secret_never_in_log_output() -> None:
     assert MASK in str(lines[1]["detail"])
     assert lines[3]["error"] == f"RuntimeError: boom {MASK}"
     assert "RuntimeError" in str(lines[4]["exception"])
+
+
+def test_default_stream_follows_sys_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(fmt="json")  # no stream: whatever sys.stderr is at each write
+    structlog.get_logger().warning("first")
+    assert '"event": "first"' in capsys.readouterr().err
+    structlog.get_logger().warning("second")  # a new capture: still delivered, not to a stale one
+    assert '"event": "second"' in capsys.readouterr().err

@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -55,6 +55,20 @@ class Redactor:
         return {k: self._field(k, v) for k, v in event_dict.items()}
 
 
+class _Stderr:
+    """``sys.stderr`` looked up at every write: the stream may be replaced after configuration
+    (test capture, a daemon re-opening its descriptors), and a stale one may be closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *,
     fmt: Literal["auto", "json", "console"] = "auto",
@@ -63,7 +77,8 @@ def configure_logging(
     secrets: Iterable[str] = (),
 ) -> None:
     """Configure structlog for the process. Called once by ``app``/``cli``, never by libraries."""
-    out = stream if stream is not None else sys.stderr
+    # _Stderr has the three methods structlog and this function use; cast for the type only.
+    out = stream if stream is not None else cast("TextIO", _Stderr())
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())

@@ -104,7 +104,9 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
         fresh = await observer.find_vm(1035)  # the write invalidated the cache: read again
         assert fresh is not None
         assert fresh.config is not None
-        assert fresh.config.cores == 6
+        assert fresh.config.cores == 4  # running: a cores change waits for the next boot
+        assert fresh.pending is not None
+        assert fresh.pending.cores == 6
         assert fresh.config.description == "provisiond:cps-gpu/k3s-cp1"  # the marker shows
     finally:
         client.close()

@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     server.start()
     try:
         settings = settings_for(server, [example], interval=args.interval)
-        configure_logging(fmt="console", level="warning", stream=sys.stderr)
+        configure_logging(fmt="console", level="warning")
         watch = _Watch(
             exit_when_converged=args.exit_when_converged,
             timeout=args.timeout,

@@ -80,7 +80,7 @@ def _exit_code(plan: Plan, *, detailed: bool) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    configure_logging(fmt="console", level="warning", stream=sys.stderr)
+    configure_logging(fmt="console", level="warning")
     try:
         with _settings(args) as settings:
             desired: DesiredState = load_desired(settings.spec.paths)
