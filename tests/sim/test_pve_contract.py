@@ -89,6 +89,7 @@ def test_responses_carry_the_promised_fields(pve_sim: Any) -> None:
         ("GET", "/nodes/{node}/qemu/{vmid}/config"): q.config.get(),
         ("GET", "/nodes/{node}/qemu/{vmid}/pending"): q.pending.get(),
         ("GET", "/nodes/{node}/qemu/{vmid}/status/current"): q.status.current.get(),
+        ("GET", "/nodes/{node}/qemu/{vmid}/migrate"): q.migrate.get(),
     }
     by_route = {(e.method, e.path): e for e in ENDPOINTS}
     for route, data in samples.items():

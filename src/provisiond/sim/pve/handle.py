@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections import Counter
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from provisiond.sim.pve.server import RequestHold, SimServer
+from provisiond.core.topology import Topology
+from provisiond.sim.pve import faults as fi
+from provisiond.sim.pve.server import RequestHold, RequestRecord, SimServer
 from provisiond.sim.pve.state import Cluster, Value, VmState
 from provisiond.sim.pve.tasks import Hold, TaskHold
 
@@ -118,7 +121,137 @@ class SimHandle:
         return self.call(lambda _c: dict(self.server.seams.counts))
 
     def reset_counts(self) -> None:
-        self.call(lambda _c: self.server.seams.counts.clear())
+        """Clear the request counts and the request log."""
+
+        def clear(_c: Cluster) -> None:
+            self.server.seams.counts.clear()
+            self.server.seams.log.clear()
+
+        self.call(clear)
+
+    def request_log(
+        self, method: str | None = None, template: str | None = None
+    ) -> list[RequestRecord]:
+        """Every request served (copies), oldest first, optionally one (method, template)."""
+        return self.call(
+            lambda _c: [
+                copy.deepcopy(r)
+                for r in self.server.seams.log
+                if method in (None, r.method) and template in (None, r.template)
+            ]
+        )
+
+    def count_requests(self, method: str, path: str, **params: object) -> int:
+        """Requests for ``method`` and ``path`` (a concrete path such as
+        ``/nodes/n1/qemu/9000/clone`` or a template) whose parameters include ``params``
+        (compared as PVE sees them: ``True`` is ``1``) — e.g. how often the clone POST for
+        ``newid=1035`` was sent."""
+        want = {k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in params.items()}
+        return sum(
+            1
+            for r in self.request_log(method)
+            if path in (r.path, r.template) and all(r.params.get(k) == v for k, v in want.items())
+        )
+
+    def max_repeats(self, method: str, template: str) -> int:
+        """The most times one identical request (same path and parameters) was sent for
+        ``(method, template)``: 1 means no call was ever retried."""
+        seen = Counter(
+            (r.path, tuple(sorted(r.params.items()))) for r in self.request_log(method, template)
+        )
+        return max(seen.values(), default=0)
+
+    # -- faults ----------------------------------------------------------------------------
+    def inject(
+        self,
+        path: str = "*",
+        *,
+        method: str = "*",
+        status: int | None = None,
+        message: str | None = None,
+        latency: float | tuple[float, float] | None = None,
+        hang: bool = False,
+        rate: float = 1.0,
+        times: int | None = None,
+        when: Literal["before", "after"] = "before",
+        node: str | None = None,
+    ) -> None:
+        """Add a request fault (see ``faults.RequestFault``): an error ``status`` (+
+        ``message``), ``latency`` seconds (or a ``(low, high)`` range), or a ``hang``."""
+        rule = fi.RequestFault(
+            path=path,
+            method=method,
+            status=status,
+            message=message,
+            latency=latency,
+            hang=hang,
+            rate=rate,
+            times=times,
+            when=when,
+            node=node,
+        )
+        self.call(lambda _c: self.server.seams.faults.add_request(rule))
+
+    def fail_tasks(
+        self,
+        task_type: str = "*",
+        exitstatus: str = "unexpected status",
+        *,
+        vmid: int | None = None,
+        rate: float = 1.0,
+        times: int | None = None,
+        seconds: float = 0.05,
+    ) -> None:
+        """Make the next matching tasks end with ``exitstatus`` (and no effect)."""
+        rule = fi.TaskFault(
+            type=task_type,
+            exitstatus=exitstatus,
+            vmid=vmid,
+            rate=rate,
+            times=times,
+            seconds=seconds,
+        )
+        self.call(lambda _c: self.server.seams.faults.add_task(rule))
+
+    def load_faults(self, plan: fi.FaultPlan) -> None:
+        """Add a plan's request and task rules and reseed the RNG with its ``seed``."""
+        self.call(lambda _c: self.server.seams.faults.load(plan))
+
+    def clear_faults(self) -> None:
+        """Remove every request and task rule (offline hosts stay offline)."""
+        self.call(lambda _c: self.server.seams.faults.clear())
+
+    def release_hangs(self) -> None:
+        self.call(lambda _c: self.server.seams.faults.release_hangs())
+
+    def fault_counts(self) -> dict[tuple[str, str, str], int]:
+        """Injected request faults per (method, template, kind): ``error 500``, ``latency``,
+        ``hang``, ``offline``."""
+        return self.call(lambda _c: dict(self.server.seams.faults.injected))
+
+    def task_fault_counts(self) -> dict[str, int]:
+        return self.call(lambda _c: dict(self.server.seams.faults.task_injected))
+
+    def host_offline(self, node: str, *, reason: str = fi.OFFLINE_REASON) -> None:
+        """The host drops off the network: its proxied requests fail with 595 ``reason``."""
+        self.call(
+            lambda c: fi.set_host(c, self.server.seams.faults, node, online=False, reason=reason)
+        )
+
+    def host_online(self, node: str, *, power_loss: bool = False) -> None:
+        """The host is back; ``power_loss``: it rebooted, so its VMs are stopped."""
+        self.call(
+            lambda c: fi.set_host(
+                c, self.server.seams.faults, node, online=True, power_loss=power_loss
+            )
+        )
+
+    # -- snapshot --------------------------------------------------------------------------
+    def snapshot(self) -> Topology:
+        """The cluster as it is now, as a Topology (through the API handlers; snapshot.py)."""
+        from provisiond.sim.pve.snapshot import snapshot_server  # noqa: PLC0415 - cycle
+
+        return snapshot_server(self.server)
 
     # -- holds -----------------------------------------------------------------------------
     def hold_request(

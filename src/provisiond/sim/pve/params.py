@@ -583,4 +583,41 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+# -- migration (handlers/migrate.py) ---------------------------------------------------------
+ENDPOINTS += (
+    Endpoint(
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/migrate",
+        {
+            "node": P("string", optional=False, fmt="pve-node"),
+            "target": P("string", fmt="pve-node"),
+            "vmid": P("integer", optional=False, fmt="pve-vmid", minimum=100, maximum=999999999),
+        },
+        returns=(
+            "local_disks",
+            "local_resources",
+            "mapped-resource-info",
+            "mapped-resources",
+            "running",
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/migrate",
+        {
+            "bwlimit": P("integer", minimum=0),
+            "force": P("boolean"),
+            "migration_network": P("string", fmt="CIDR"),
+            "migration_type": P("string", enum=("secure", "insecure")),
+            "node": P("string", optional=False, fmt="pve-node"),
+            "online": P("boolean"),
+            "target": P("string", optional=False, fmt="pve-node"),
+            "targetstorage": P("string", fmt="storage-pair-list"),
+            "vmid": P("integer", optional=False, fmt="pve-vmid", minimum=100, maximum=999999999),
+            "with-local-disks": P("boolean"),
+        },
+        returns=(),
+    ),
+)
+
 BY_ROUTE: dict[tuple[str, str], Endpoint] = {(e.method, e.path): e for e in ENDPOINTS}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from provisiond.sim.pve.handlers import Handler, cluster, qemu
+from provisiond.sim.pve.handlers import Handler, cluster, migrate, qemu
 from provisiond.sim.pve.params import BY_ROUTE, Endpoint
 
 _Q = "/nodes/{node}/qemu/{vmid}"
@@ -41,6 +41,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", f"{_Q}/template"): qemu.template,
     ("DELETE", _Q): qemu.destroy,
     ("PUT", f"{_Q}/resize"): qemu.resize,
+    ("GET", f"{_Q}/migrate"): migrate.precondition,
+    ("POST", f"{_Q}/migrate"): migrate.migrate,
 }
 assert set(ROUTES) == set(BY_ROUTE), "every route needs its parameter table entry"
 

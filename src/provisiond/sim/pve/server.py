@@ -29,6 +29,7 @@ from aiohttp import web
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import certs
 from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.faults import FaultPlan, Injector, run_events
 from provisiond.sim.pve.handlers import Call, Listing
 from provisiond.sim.pve.routes import match
 from provisiond.sim.pve.state import Cluster
@@ -53,10 +54,24 @@ class RequestHold:
 
 
 @dataclass
+class RequestRecord:
+    """One request as served: ``params`` merged (query over body) but not yet verified."""
+
+    method: str
+    template: str
+    path: str
+    params: dict[str, str]
+    status: int = 0
+
+
+@dataclass
 class Seams:
-    """What tests observe and steer: request counts and held requests. Loop-thread owned."""
+    """What tests observe and steer: request counts and log, held requests, injected faults.
+    Loop-thread owned."""
 
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    log: list[RequestRecord] = field(default_factory=list)
+    faults: Injector = field(default_factory=Injector)
     transports: weakref.WeakSet[asyncio.BaseTransport] = field(default_factory=weakref.WeakSet)
     holds: list[RequestHold] = field(default_factory=list)
     log_requests: bool = False
@@ -131,6 +146,13 @@ async def _params(request: web.Request, path_vars: dict[str, str]) -> dict[str, 
 
 def build_app(cluster: Cluster, seams: Seams) -> web.Application:
     async def dispatch(request: web.Request) -> web.Response:
+        served: list[RequestRecord] = []
+        response = await _dispatch(request, served)
+        for record in served:
+            record.status = response.status
+        return response
+
+    async def _dispatch(request: web.Request, served: list[RequestRecord]) -> web.Response:
         if request.transport is not None:
             seams.transports.add(request.transport)
         path = "/" + request.match_info["tail"].rstrip("/")
@@ -144,12 +166,18 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
         user, reason = _authenticate(cluster, request.headers.get("Authorization"))
         if user is None:
             return await _unauthorized(cluster, reason or "Authentication failed!")
+        node = found.path_vars.get("node")
         try:
-            params = validate(found.endpoint, await _params(request, found.path_vars))
+            raw = await _params(request, found.path_vars)
+            served.append(RequestRecord(method, found.template, path, raw))
+            seams.log.append(served[0])
+            await seams.faults.apply("before", method, found.template, node)
+            params = validate(found.endpoint, raw)
             hold = seams.take(method, found.template, "before")
             if hold is not None:
                 await hold.block()
             data = await found.handler(Call(cluster, params, user))
+            await seams.faults.apply("after", method, found.template, node)
         except PveError as exc:
             return _error(exc.status, exc.message, exc.errors)
         hold = seams.take(method, found.template, "after")
@@ -180,6 +208,7 @@ class SimServer:
         time_scale: float = 1.0,
         log_requests: bool = False,
         state_dir: Path | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.topology = topology
         self.host = host
@@ -192,6 +221,10 @@ class SimServer:
         self.state_dir = state_dir
         self.seams = Seams(log_requests=log_requests)
         self.cluster = Cluster(topology, time_scale=time_scale)
+        self.fault_plan = faults or FaultPlan()
+        self.seams.faults.load(self.fault_plan)
+        self.cluster.tasks.fault = self.seams.faults.task_failure
+        self._events: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -244,9 +277,17 @@ class SimServer:
         await site.start()
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])  # the port the OS chose
+        if self.fault_plan.events:
+            self._events = asyncio.get_running_loop().create_task(
+                run_events(self.cluster, self.seams.faults, self.fault_plan.events)
+            )
         self._ready.set()
 
     async def _shutdown(self) -> None:
+        if self._events is not None:
+            self._events.cancel()
+            await asyncio.gather(self._events, return_exceptions=True)
+        self.seams.faults.release_hangs()
         await self.cluster.tasks.cancel_all()
         for transport in list(self.seams.transports):
             # TLS close waits for the peer's close_notify; a stopping simulator does not

@@ -325,7 +325,11 @@ class Cluster:
                 cfg["lock"] = g.lock.value
             if g.protection:
                 cfg["protection"] = 1
-        cfg.update(g.config)
+        for key, raw in g.config.items():  # "" removes a key built above (snapshots use it)
+            if raw == "":
+                cfg.pop(key, None)
+            else:
+                cfg[key] = raw
         return VmState(vmid=g.vmid, node=g.host, config=cfg, pool=g.pool)
 
     # -- lookups ---------------------------------------------------------------------------

@@ -38,7 +38,7 @@ DURATIONS: dict[str, float] = {
     "resize": 1.0,
     "qmclone-linked": 2.0,
     "qmclone-full-base": 15.0,  # plus CLONE_SECONDS_PER_GIB for every GiB copied, up to 120 s
-    "qmigrate": 30.0,
+    "qmigrate": 5.0,  # plus copying local disks and, live, memory (handlers/migrate.py)
 }
 CLONE_SECONDS_PER_GIB = 0.1
 CLONE_FULL_MAX = 120.0
@@ -160,6 +160,16 @@ class TaskContext:
 Body = Callable[[TaskContext], Awaitable[None]]
 
 
+def _failing(exitstatus: str, seconds: float) -> Body:
+    """An injected task failure: runs ``seconds`` (wall clock), changes nothing, fails."""
+
+    async def body(ctx: TaskContext) -> None:  # noqa: ARG001 - a body takes its context
+        await asyncio.sleep(seconds)
+        raise TaskError(exitstatus)
+
+    return body
+
+
 class Tasks:
     """Every task of the cluster, newest last; runs bodies on the running loop."""
 
@@ -171,6 +181,8 @@ class Tasks:
         self._pids = itertools.count(0x1A2B3)
         self._running: set[asyncio.Task[None]] = set()
         self.on_finish: Callable[[Task], None] | None = None
+        # fault injection: (type, id) -> (exitstatus, wall seconds) for a task that must fail
+        self.fault: Callable[[str, str], tuple[str, float] | None] | None = None
 
     def add_hold(self, th: TaskHold) -> None:
         self._holds.append(th)
@@ -206,6 +218,9 @@ class Tasks:
         )
         self.all.append(task)
         self.by_upid[upid] = task
+        failure = self.fault(type_, id_) if self.fault is not None else None
+        if failure is not None:
+            body = _failing(*failure)
         runner = asyncio.get_running_loop().create_task(self._run(task, body))
         self._running.add(runner)
         runner.add_done_callback(self._running.discard)

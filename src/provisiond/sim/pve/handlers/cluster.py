@@ -8,8 +8,16 @@ import time
 
 from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.handlers import Call, Listing
-from provisiond.sim.pve.state import Cluster, GiB, Node, VmState
+from provisiond.sim.pve.state import (
+    Cluster,
+    GiB,
+    Node,
+    VmState,
+    parse_disk_size,
+    volume_storage,
+)
 from provisiond.sim.pve.tasks import Task
+from provisiond.sim.pve.validation import split_propstring
 
 PVE_VERSION = {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"}
 UPID_RE = re.compile(
@@ -97,6 +105,7 @@ async def resources(call: Call) -> object:
             item["cgroup-mode"] = 2
             out.append(item)
     if want in (None, "storage"):
+        usage = _storage_usage(cluster)
         for node in cluster.nodes.values():
             for st in cluster.storages_on(node.name):
                 out.append(
@@ -109,13 +118,27 @@ async def resources(call: Call) -> object:
                         "plugintype": st.type.value,
                         "shared": int(st.shared),
                         "content": ",".join(st.content),
-                        "disk": cluster.storage_used(st, node.name),
+                        "disk": usage.get((st.name, None if st.shared else node.name), 0),
                         "maxdisk": st.size_on(node.name),
                     }
                 )
     if want is None:
         out += [{"id": f"/pool/{name}", "type": "pool", "pool": name} for name in cluster.pools]
     return out
+
+
+def _storage_usage(cluster: Cluster) -> dict[tuple[str, str | None], int]:
+    """Bytes used per (storage, node) — node None for shared storage — in one pass over the
+    VMs (``Cluster.storage_used`` per item is quadratic at 10,000 VMs)."""
+    usage: dict[tuple[str, str | None], int] = {}
+    for vm in cluster.vms.values():
+        for value in vm.disks().values():
+            sid = volume_storage(value)
+            st = cluster.storages.get(sid)
+            key = (sid, None if st is not None and st.shared else vm.node)
+            size = parse_disk_size(split_propstring(value, "file").get("size", "0"))
+            usage[key] = usage.get(key, 0) + size
+    return usage
 
 
 def _vmid(vm: VmState) -> int:

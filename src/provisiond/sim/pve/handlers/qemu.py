@@ -11,7 +11,7 @@ import uuid
 
 from provisiond.core.topology import StorageType
 from provisiond.sim.pve.errors import ParamError, PveError, TaskError
-from provisiond.sim.pve.handlers import Call
+from provisiond.sim.pve.handlers import Call, ha
 from provisiond.sim.pve.state import (
     DISK_RE,
     FAST_PLUG,
@@ -26,7 +26,13 @@ from provisiond.sim.pve.state import (
     parse_disk_size,
     volume_storage,
 )
-from provisiond.sim.pve.tasks import CLONE_FULL_MAX, CLONE_SECONDS_PER_GIB, DURATIONS, TaskContext
+from provisiond.sim.pve.tasks import (
+    CLONE_FULL_MAX,
+    CLONE_SECONDS_PER_GIB,
+    DURATIONS,
+    Body,
+    TaskContext,
+)
 from provisiond.sim.pve.validation import split_list, split_propstring
 
 # parameters of config writes that are not config keys
@@ -345,11 +351,7 @@ def _power_off(vm: VmState) -> None:
     vm.bound.clear()
 
 
-async def start(call: Call) -> object:
-    _no_skiplock(call)
-    vm = _vm(call)
-    cluster = call.cluster
-
+def start_body(cluster: Cluster, vm: VmState) -> Body:
     async def body(ctx: TaskContext) -> None:
         if vm.lock == "suspended":
             vm.config.pop("lock")
@@ -358,13 +360,23 @@ async def start(call: Call) -> object:
             return
         await _start(cluster, vm, ctx)
 
+    return body
+
+
+async def start(call: Call) -> object:
+    _no_skiplock(call)
+    vm = _vm(call)
+    cluster = call.cluster
+    body = start_body(cluster, vm)
+    if vm.hastate is not None:  # HA-managed: a request to the HA stack (handlers/ha.py)
+        line = f"Requesting HA start for VM {vm.vmid}"
+        return ha.request(
+            cluster, vm, call.user, ha_type="hastart", real_type="qmstart", body=body, log_line=line
+        )
     return cluster.tasks.start(vm.node, "qmstart", str(vm.vmid), call.user, body).upid
 
 
-async def stop(call: Call) -> object:
-    _no_skiplock(call)
-    vm = _vm(call)
-
+def stop_body(vm: VmState) -> Body:
     async def body(ctx: TaskContext) -> None:
         if not vm.running:
             return
@@ -372,6 +384,24 @@ async def stop(call: Call) -> object:
         await ctx.progress_to(1.0, DURATIONS["qmstop"])
         _power_off(vm)
 
+    return body
+
+
+async def stop(call: Call) -> object:
+    _no_skiplock(call)
+    vm = _vm(call)
+    body = stop_body(vm)
+    if vm.hastate is not None:
+        line = f"Requesting HA stop for VM {vm.vmid}"
+        return ha.request(
+            call.cluster,
+            vm,
+            call.user,
+            ha_type="hastop",
+            real_type="qmstop",
+            body=body,
+            log_line=line,
+        )
     return call.cluster.tasks.start(vm.node, "qmstop", str(vm.vmid), call.user, body).upid
 
 
@@ -400,6 +430,17 @@ async def shutdown(call: Call) -> object:
     async def body(ctx: TaskContext) -> None:
         await _shutdown(vm, ctx, timeout, force)
 
+    if vm.hastate is not None:
+        line = f"Requesting HA stop for VM {vm.vmid}"
+        return ha.request(
+            call.cluster,
+            vm,
+            call.user,
+            ha_type="hastop",
+            real_type="qmshutdown",
+            body=body,
+            log_line=line,
+        )
     return call.cluster.tasks.start(vm.node, "qmshutdown", str(vm.vmid), call.user, body).upid
 
 
