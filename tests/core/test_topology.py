@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
+from provisiond.core.pve_privileges import BUILTIN_ROLES, PRIVILEGES
 from provisiond.core.topology import (
     VM,
     HostPci,
@@ -421,3 +423,81 @@ def test_stopped_vms_do_not_claim_devices() -> None:
 def test_unknown_mapping_is_reported_once() -> None:
     msg = invalid(lambda s: s["vms"][0]["hostpci"][0].update(mapping="nope"))
     assert msg.count("nope") == 1
+
+
+# -- users, tokens, roles, ACLs ------------------------------------------------------------------
+
+
+def _with_access(s: dict[str, Any]) -> None:
+    s["users"].append(
+        {"id": "fleet@pve", "password": "pw", "tokens": [{"id": "k3s", "privsep": True}]}
+    )
+    s["roles"] = [{"id": "Cloner", "privileges": ["VM.Clone", "VM.Audit"]}]
+    s["acls"] = [
+        {"path": "/pool/p", "roles": ["PVEVMAdmin"], "users": ["fleet@pve"]},
+        {"path": "/pool/p", "roles": ["Cloner"], "tokens": ["fleet@pve!k3s"], "propagate": False},
+    ]
+
+
+def test_users_tokens_roles_and_acls() -> None:
+    doc = minimal()
+    _with_access(doc["spec"])
+    t = Topology.model_validate(doc)
+    assert t.spec.users[1].tokens[0].privsep is True
+    assert t.spec.roles[0].privileges == ("VM.Clone", "VM.Audit")
+    assert [(a.path, a.propagate) for a in t.spec.acls] == [("/pool/p", True), ("/pool/p", False)]
+
+
+def test_builtin_roles_follow_pve_privilege_groups() -> None:
+    assert BUILTIN_ROLES["Administrator"] == PRIVILEGES
+    assert BUILTIN_ROLES["NoAccess"] == frozenset()
+    assert "Mapping.Modify" not in BUILTIN_ROLES["PVEAdmin"]
+    assert "Sys.Modify" not in BUILTIN_ROLES["PVEAdmin"]
+    assert BUILTIN_ROLES["PVEVMUser"] == {
+        "VM.Audit",
+        "VM.Backup",
+        "VM.Config.CDROM",
+        "VM.Config.Cloudinit",
+        "VM.Console",
+        "VM.PowerMgmt",
+    }
+    assert BUILTIN_ROLES["PVEMappingUser"] == {"Mapping.Audit", "Mapping.Use"}
+    assert BUILTIN_ROLES["PVETemplateUser"] == {"VM.Clone", "VM.Audit"}
+    assert "PVESysUser" not in BUILTIN_ROLES  # categories without user privileges have none
+
+
+def _acl(**kv: Any) -> Any:
+    def mutate(s: dict[str, Any]) -> None:
+        _with_access(s)
+        s["acls"][0].update(kv)
+
+    return mutate
+
+
+def _role(**kv: Any) -> Any:
+    def mutate(s: dict[str, Any]) -> None:
+        _with_access(s)
+        s["roles"].append({"id": "R", **kv})
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_role(id="Cloner"), "duplicate role 'Cloner'"),
+        (_role(id="PVEAdmin"), "role 'PVEAdmin': a built-in role cannot be redefined"),
+        (_role(privileges=["VM.Fly"]), "role 'R': unknown privilege 'VM.Fly'"),
+        (_role(id="a b"), "invalid role id"),
+        (_acl(path="/vms/12"), "ACL '/vms/12': invalid ACL path"),
+        (_acl(users=[]), "ACL '/pool/p': names no user or token"),
+        (_acl(roles=["Nope"]), "ACL '/pool/p': unknown role 'Nope'"),
+        (_acl(users=["x@pve"]), "ACL '/pool/p': unknown user 'x@pve'"),
+        (_acl(tokens=["fleet@pve!nope"]), "ACL '/pool/p': unknown token 'fleet@pve!nope'"),
+    ],
+)
+def test_invalid_access_declarations(mutate: Any, message: str) -> None:
+    doc = minimal()
+    mutate(doc["spec"])
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Topology.model_validate(doc)

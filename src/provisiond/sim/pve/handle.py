@@ -253,6 +253,54 @@ class SimHandle:
 
         return snapshot_server(self.server)
 
+    # -- access (users, tokens, roles, ACLs, tickets; access.py) ------------------------------
+    def add_user(self, userid: str, *, password: str | None = None) -> None:
+        """Create ``user@realm`` (a ``password`` allows ticket login)."""
+        self.call(lambda c: c.access.add_user(userid, password))
+
+    def add_token(
+        self, userid: str, token: str, *, privsep: bool = False, secret: str | None = None
+    ) -> str:
+        """Create the API token ``userid!token`` (and its user); returns
+        ``user@realm!token=secret`` for ``testing.proxmox_client(handle, token=…)``."""
+        return self.call(
+            lambda c: c.access.add_token(userid, token, privsep=privsep, secret=secret)
+        )
+
+    def add_role(self, name: str, privileges: list[str]) -> None:
+        self.call(lambda c: c.access.add_role(name, privileges))
+
+    def set_acl(
+        self,
+        path: str,
+        roles: str | list[str],
+        *,
+        users: list[str] | None = None,
+        tokens: list[str] | None = None,
+        propagate: bool = True,
+    ) -> None:
+        """Grant ``roles`` on ``path`` (``/``, ``/vms/100``, ``/pool/k3s``, ``/storage/x``,
+        ``/mapping/pci/<id>``, ``/nodes/<n>``, ``/sdn/…``) to users and/or tokens (full ids)."""
+        names = [roles] if isinstance(roles, str) else list(roles)
+        ugids = [*(users or []), *(tokens or [])]
+        self.call(lambda c: c.access.set_acl(path, names, ugids, propagate=propagate))
+
+    def permissions(self, authid: str, path: str) -> dict[str, int]:
+        """What ``authid`` (user or token id) holds on ``path``: privilege -> propagate."""
+        return self.call(lambda c: c.access.for_user(authid).privileges(path))
+
+    def expire_tickets(self) -> None:
+        """Every ticket (and CSRF token) issued so far expires now."""
+        self.call(lambda c: c.access.expire_tickets())
+
+    def set_ticket_lifetime(self, seconds: float) -> None:
+        """Ticket lifetime in wall-clock seconds (default 7200, PVE's 2 h)."""
+        self.call(lambda c: setattr(c.access, "ticket_lifetime", seconds))
+
+    def set_auth_delay(self, seconds: float) -> None:
+        """The delay before every 401, in simulated seconds (times ``time_scale``; default 3)."""
+        self.call(lambda c: setattr(c.access, "auth_delay", seconds))
+
     # -- holds -----------------------------------------------------------------------------
     def hold_request(
         self, method: str, template: str, *, when: Literal["before", "after"] = "before"

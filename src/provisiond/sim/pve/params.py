@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Type = Literal["string", "integer", "boolean", "number"]
+Type = Literal["string", "integer", "boolean", "number", "array"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +615,49 @@ ENDPOINTS += (
             "targetstorage": P("string", fmt="storage-pair-list"),
             "vmid": P("integer", optional=False, fmt="pve-vmid", minimum=100, maximum=999999999),
             "with-local-disks": P("boolean"),
+        },
+        returns=(),
+    ),
+)
+# -- access and mapping create (handlers/access.py) ------------------------------------------
+# ``array`` values arrive as repeated form keys, joined by NUL (server._params); the handler
+# checks each item. The userid pattern is the schema's, Perl's ``(?^:`` included.
+_REALM = "(?^:[A-Za-z][A-Za-z0-9\\.\\-_]+)"
+USERID_OR_TOKEN = f"(?^:^(?^:[^\\s:/]+)\\@{_REALM}(?:!{_REALM})?$)"
+ENDPOINTS += (
+    Endpoint(
+        "POST",
+        "/access/ticket",
+        {
+            "new-format": P("boolean"),
+            "otp": P("string"),
+            "password": P("string", optional=False),
+            "path": P("string", max_length=64),
+            "privs": P("string", fmt="pve-priv-list", max_length=64),
+            "realm": P("string", fmt="pve-realm", max_length=32),
+            "tfa-challenge": P("string"),
+            "username": P("string", optional=False, max_length=64),
+        },
+        returns=("username",),
+    ),
+    Endpoint(
+        "GET",
+        "/access/permissions",
+        {
+            "path": P("string"),
+            "userid": P("string", pattern=USERID_OR_TOKEN),
+        },
+        returns=(),
+    ),
+    Endpoint(
+        "POST",
+        "/cluster/mapping/pci",
+        {
+            "description": P("string", max_length=4096),
+            "id": P("string", optional=False, fmt="pve-configid"),
+            "live-migration-capable": P("boolean"),
+            "map": P("array", optional=False),
+            "mdev": P("boolean"),
         },
         returns=(),
     ),

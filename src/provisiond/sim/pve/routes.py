@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from provisiond.sim.pve.handlers import Handler, cluster, migrate, qemu
+from provisiond.sim.pve.handlers import Handler, access, cluster, migrate, qemu
 from provisiond.sim.pve.params import BY_ROUTE, Endpoint
 
 _Q = "/nodes/{node}/qemu/{vmid}"
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/version"): cluster.version,
+    ("POST", "/access/ticket"): access.create_ticket,
+    ("GET", "/access/permissions"): access.permissions,
+    ("POST", "/cluster/mapping/pci"): access.create_mapping,
     ("GET", "/cluster/resources"): cluster.resources,
     ("GET", "/cluster/nextid"): cluster.nextid,
     ("GET", "/cluster/status"): cluster.cluster_status,

@@ -2,10 +2,11 @@
 runs it on its own thread and loop so blocking clients (proxmoxer) can call it in-process.
 
 Per request, in order: route match (501 ``Method '<M> <path>' not implemented``), request count
-per (method, endpoint template), API-token authentication (401 after PVE's 3 s delay, scaled by
-``time_scale``), parameter merge (query over body) and verification against ``params.py``, the
-``before`` hold, the handler, the ``after`` hold, then the response: ``{"data": …}`` or PVE's
-error envelope with the message's first line as the HTTP reason phrase.
+per (method, endpoint template), authentication by API token or ticket + CSRF token
+(``access.py``; 401 after PVE's 3 s delay, scaled by ``time_scale``), parameter merge (query over
+body), the endpoint's permission rule (``access.RULES``; 403), verification against
+``params.py``, the ``before`` hold, the handler, the ``after`` hold, then the response:
+``{"data": …}`` or PVE's error envelope with the message's first line as the HTTP reason phrase.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import ssl
 import tempfile
 import threading
@@ -28,6 +28,7 @@ from aiohttp import web
 
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import certs
+from provisiond.sim.pve.access import ALL, RULES, AuthFailureError, Rule, perm_error
 from provisiond.sim.pve.errors import PveError
 from provisiond.sim.pve.faults import FaultPlan, Injector, run_events
 from provisiond.sim.pve.handlers import Call, Listing
@@ -39,8 +40,6 @@ from provisiond.sim.pve.validation import validate
 log = logging.getLogger("provisiond.sim.pve")
 
 API_PREFIX = "/api2/json"
-AUTH_DELAY = 3.0  # pveproxy delays every 401 by 3 s
-_TOKEN_RE = re.compile(r"(?:^|\s)PVEAPIToken(?:=| )([^;]*)")
 HEADERS = {"Server": "pve-api-daemon/3.0"}
 CONTENT_TYPE = "application/json;charset=UTF-8"
 
@@ -106,22 +105,31 @@ def _error(status: int, message: str, errors: dict[str, str] | None = None) -> w
     )
 
 
+async def _auth_delay(cluster: Cluster) -> None:
+    """pveproxy answers every 401 after a forced delay (3 s, scaled by ``time_scale``)."""
+    await asyncio.sleep(cluster.access.auth_delay * cluster.time_scale)
+
+
 async def _unauthorized(cluster: Cluster, reason: str) -> web.Response:
-    await asyncio.sleep(AUTH_DELAY * cluster.time_scale)
+    await _auth_delay(cluster)
     return web.Response(status=401, reason=reason, headers=HEADERS)
 
 
-def _authenticate(cluster: Cluster, header: str | None) -> tuple[str | None, str | None]:
-    """(user, None) when authenticated, else (None, reason phrase)."""
-    if not header:
-        return None, "No ticket"
-    m = _TOKEN_RE.search(header)
-    if m is None:
-        return None, "Authentication failed!"
-    tokenid, sep, secret = m.group(1).strip().rpartition("=")
-    if not sep or cluster.tokens.get(tokenid) != secret:
-        return None, "Authentication failed!"
-    return tokenid, None
+def _authenticate(cluster: Cluster, request: web.Request, rule: Rule, path: str) -> str:
+    """pveproxy's auth handler: the user or token id (``""`` on ``user: world`` endpoints such
+    as ``POST /access/ticket``). ``AuthFailureError`` is a 401; an API token on an ``allowtoken=0``
+    endpoint is a 403."""
+    headers = request.headers
+    if rule.user == "world":
+        if not rule.allowtoken and cluster.access.token_in(headers.get("Authorization")):
+            raise perm_error(f"URI '{path}' not available with API token, need proper ticket.\n")
+        return ""
+    return cluster.access.authenticate(
+        request.method,
+        headers.get("Authorization"),
+        headers.get("Cookie"),
+        headers.get("CSRFPreventionToken"),
+    )
 
 
 async def _params(request: web.Request, path_vars: dict[str, str]) -> dict[str, str]:
@@ -130,10 +138,13 @@ async def _params(request: web.Request, path_vars: dict[str, str]) -> dict[str, 
         if request.content_type == "application/json":
             raw = await request.json()
             for k, v in (raw or {}).items():
-                body[k] = str(int(v)) if isinstance(v, bool) else str(v)
-        else:
+                if isinstance(v, list):
+                    body[k] = "\0".join(str(item) for item in v)
+                else:
+                    body[k] = str(int(v)) if isinstance(v, bool) else str(v)
+        else:  # a repeated key is an array parameter (``map``): its values joined by NUL
             form = await request.post()
-            body = {k: str(v) for k, v in form.items()}
+            body = {k: "\0".join(str(v) for v in form.getall(k)) for k in form}
     params = {**body, **dict(request.query)}
     for name, value in path_vars.items():
         if name in params and params[name] != value:
@@ -163,15 +174,20 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
         seams.counts[(method, found.template)] += 1
         if seams.log_requests:
             log.info("%s %s", method, request.path_qs)
-        user, reason = _authenticate(cluster, request.headers.get("Authorization"))
-        if user is None:
-            return await _unauthorized(cluster, reason or "Authentication failed!")
+        rule = RULES.get((method, found.template), ALL)
+        try:
+            user = _authenticate(cluster, request, rule, path)
+        except AuthFailureError as exc:
+            return await _unauthorized(cluster, exc.reason)
+        except PveError as exc:
+            return _error(exc.status, exc.message, exc.errors)
         node = found.path_vars.get("node")
         try:
             raw = await _params(request, found.path_vars)
             served.append(RequestRecord(method, found.template, path, raw))
             seams.log.append(served[0])
             await seams.faults.apply("before", method, found.template, node)
+            cluster.access.for_user(user).authorize(rule, raw)  # before verification, as PVE
             params = validate(found.endpoint, raw)
             hold = seams.take(method, found.template, "before")
             if hold is not None:
@@ -179,6 +195,8 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
             data = await found.handler(Call(cluster, params, user))
             await seams.faults.apply("after", method, found.template, node)
         except PveError as exc:
+            if exc.status == 401:  # POST /access/ticket's "authentication failure"
+                await _auth_delay(cluster)
             return _error(exc.status, exc.message, exc.errors)
         hold = seams.take(method, found.template, "after")
         if hold is not None:
@@ -243,9 +261,10 @@ class SimServer:
 
     @property
     def token(self) -> str:
-        """The first API token: ``user@realm!id=secret``."""
-        tokenid, secret = next(iter(self.cluster.tokens.items()))
-        return f"{tokenid}={secret}"
+        """The administrator's API token (root@pam, no privilege separation):
+        ``user@realm!id=secret``."""
+        tokenid = self.cluster.access.admin_tokenid
+        return f"{tokenid}={self.cluster.tokens[tokenid]}"
 
     def start(self) -> None:
         self.cert_files = certs.generate(self.state_dir / "tls")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from provisiond.core import topology as topo
+from provisiond.sim.pve.access import Access
 from provisiond.sim.pve.errors import PveError
 from provisiond.sim.pve.tasks import Tasks
 from provisiond.sim.pve.validation import TAG_RE, split_list, split_propstring
@@ -242,12 +243,9 @@ class Cluster:
                 m.id, m.description or "", m.live_migration_capable, m.mdev, entries
             )
         self.pools: dict[str, str | None] = {p.name: p.comment for p in spec.pools}
-        self.tokens: dict[str, str] = {}  # "user@realm!id" -> secret
-        for user in spec.users:
-            for tok in user.tokens:
-                self.tokens[f"{user.id}!{tok.id}"] = tok.secret or str(uuid.uuid4())
-        if not self.tokens:
-            self.tokens["root@pam!provisiond"] = str(uuid.uuid4())
+        # users, tokens, roles, ACLs, tickets (access.py); a root@pam admin token always exists
+        self.access = Access(spec, self.pool_members)
+        self.tokens: dict[str, str] = self.access.secrets  # "user@realm!id" -> secret
         self._macs = itertools.count(0x100000)
         self.vms: dict[int, VmState] = {}
         for t in spec.templates:
@@ -333,6 +331,14 @@ class Cluster:
         return VmState(vmid=g.vmid, node=g.host, config=cfg, pool=g.pool)
 
     # -- lookups ---------------------------------------------------------------------------
+    def pool_members(self) -> dict[str, list[int]]:
+        """Pool -> member VMIDs (what ``/pool/<pool>`` ACLs reach on ``/vms/<vmid>``)."""
+        out: dict[str, list[int]] = {name: [] for name in self.pools}
+        for vm in self.vms.values():
+            if vm.pool is not None:
+                out.setdefault(vm.pool, []).append(vm.vmid)
+        return out
+
     def node(self, name: str) -> Node:
         node = self.nodes.get(name)
         if node is None:

@@ -48,16 +48,39 @@ def running_simulator(
         server.stop()
 
 
-def proxmox_client(handle: SimHandle, *, timeout: float = 10.0) -> Any:
-    """A real proxmoxer client for the simulator (API token, TLS verified)."""
+def proxmox_client(
+    handle: SimHandle,
+    *,
+    token: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    timeout: float = 10.0,
+) -> Any:
+    """A real proxmoxer client for the simulator, TLS verified.
+
+    By default with the administrator's API token; ``token="user@realm!id=secret"`` (what
+    ``SimHandle.add_token`` returns) for another token; ``user`` + ``password`` for ticket auth
+    (proxmoxer logs in with ``POST /access/ticket`` and renews the ticket itself).
+    """
     from proxmoxer import ProxmoxAPI  # noqa: PLC0415 - only tests need the client library
 
-    tokenid, _, secret = handle.token.rpartition("=")
-    user, _, name = tokenid.partition("!")
+    if user is not None:
+        if password is None:
+            raise ValueError("ticket auth needs user and password")
+        return ProxmoxAPI(
+            handle.host,
+            port=handle.port,
+            user=user,
+            password=password,
+            verify_ssl=handle.ca_path,
+            timeout=timeout,
+        )
+    tokenid, _, secret = (token or handle.token).rpartition("=")
+    owner, _, name = tokenid.partition("!")
     return ProxmoxAPI(
         handle.host,
         port=handle.port,
-        user=user,
+        user=owner,
         token_name=name,
         token_value=secret,
         verify_ssl=handle.ca_path,

@@ -145,7 +145,8 @@ def _check_value(spec: P, raw: str) -> tuple[Value | None, str | None]:
             FORMATS[spec.fmt](raw)
         except ValueError as exc:
             return None, f"invalid format - {exc}\n"
-    if spec.pattern is not None and not re.fullmatch(spec.pattern, raw):
+    # Perl's "(?^:…)" (default flags) is Python's "(?:…)"
+    if spec.pattern is not None and not re.fullmatch(spec.pattern.replace("(?^:", "(?:"), raw):
         return None, "value does not match the regex pattern"
     if spec.max_length is not None and len(raw) > spec.max_length:
         return None, f"value may only be {spec.max_length} characters long"

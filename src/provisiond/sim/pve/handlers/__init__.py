@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 
+from provisiond.sim.pve.access import Perms
 from provisiond.sim.pve.state import Cluster, Value
 
 
@@ -42,6 +44,11 @@ class Call:
     def is_root(self) -> bool:
         """PVE's ``$authuser eq 'root@pam'``: never true for an API token, even root's."""
         return self.user == "root@pam"
+
+    @cached_property
+    def perms(self) -> Perms:
+        """The caller's privileges (``perms.check(path, privs)`` raises PVE's 403)."""
+        return self.cluster.access.for_user(self.user)
 
 
 Handler = Callable[[Call], Awaitable[object]]

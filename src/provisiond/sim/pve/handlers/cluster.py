@@ -94,20 +94,33 @@ def node_item(cluster: Cluster, node: Node) -> dict[str, object]:
 
 
 async def resources(call: Call) -> object:
+    """Filtered by the caller's privileges as mgr ``API2/Cluster.pm`` does: VMs need VM.Audit
+    on ``/vms/<vmid>``, storages Datastore.Audit on ``/storage/<id>``, pools Pool.Audit on
+    ``/pool/<pool>``; nodes are always listed, their usage only with Sys.Audit on
+    ``/nodes/<node>``."""
     cluster = call.cluster
+    perms = call.perms
     want = call.get_str("type")
     out: list[dict[str, object]] = []
     if want in (None, "vm"):
-        out += [vm_resource(cluster, vm) for vm in sorted(cluster.vms.values(), key=_vmid)]
+        out += [
+            vm_resource(cluster, vm)
+            for vm in sorted(cluster.vms.values(), key=_vmid)
+            if perms.has(f"/vms/{vm.vmid}", ["VM.Audit"])
+        ]
     if want in (None, "node"):
         for node in cluster.nodes.values():
             item = node_item(cluster, node)
             item["cgroup-mode"] = 2
+            if not perms.has(f"/nodes/{node.name}", ["Sys.Audit"]):
+                item = {k: v for k, v in item.items() if k in ("id", "type", "node", "status")}
             out.append(item)
     if want in (None, "storage"):
         usage = _storage_usage(cluster)
         for node in cluster.nodes.values():
             for st in cluster.storages_on(node.name):
+                if not perms.has(f"/storage/{st.name}", ["Datastore.Audit"]):
+                    continue
                 out.append(
                     {
                         "id": f"storage/{node.name}/{st.name}",
@@ -123,7 +136,11 @@ async def resources(call: Call) -> object:
                     }
                 )
     if want is None:
-        out += [{"id": f"/pool/{name}", "type": "pool", "pool": name} for name in cluster.pools]
+        out += [
+            {"id": f"/pool/{name}", "type": "pool", "pool": name}
+            for name in cluster.pools
+            if perms.has(f"/pool/{name}", ["Pool.Audit"])
+        ]
     return out
 
 
@@ -185,14 +202,19 @@ async def cluster_status(call: Call) -> object:
 
 
 async def cluster_tasks(call: Call) -> object:
+    """All tasks with Sys.Audit on ``/``, else only the caller's own."""
     tasks = sorted(call.cluster.tasks.all, key=lambda t: t.starttime, reverse=True)
-    return [t.list_item() for t in tasks]
+    every = call.perms.has("/", ["Sys.Audit"])
+    return [t.list_item() for t in tasks if every or t.user == call.user]
 
 
 async def mappings(call: Call) -> object:
     check = call.get_str("check-node")
     out = []
+    seen = ["Mapping.Modify", "Mapping.Use", "Mapping.Audit"]
     for m in call.cluster.mappings.values():
+        if not call.perms.has(f"/mapping/pci/{m.id}", seen, any_=True):
+            continue
         item = m.item()
         if check is not None:
             has = any(e.node == check for e in m.entries)
@@ -220,6 +242,8 @@ async def pools(call: Call) -> object:
     out = []
     for name, comment in cluster.pools.items():
         if wanted is not None and name != wanted:
+            continue
+        if not call.perms.has(f"/pool/{name}", ["Pool.Audit"]):
             continue
         item: dict[str, object] = {"poolid": name}
         if comment is not None:
@@ -308,6 +332,9 @@ async def node_storage(call: Call) -> object:
     for st in cluster.storages_on(node.name):
         if only is not None and st.name != only:
             continue
+        seen = ["Datastore.Audit", "Datastore.AllocateSpace"]
+        if not call.perms.has(f"/storage/{st.name}", seen, any_=True):
+            continue
         if content is not None and not set(content.split(",")) & set(st.content):
             continue
         total = st.size_on(node.name)
@@ -338,6 +365,8 @@ def _task_matches(call: Call, t: Task) -> bool:
     vmid = call.get_int("vmid")
     if vmid is not None and t.id != str(vmid):
         return False
+    if t.user != call.user and not call.perms.has(f"/nodes/{t.node}", ["Sys.Audit"]):
+        return False  # only own tasks without Sys.Audit on the node
     typefilter = call.get_str("typefilter")
     if typefilter is not None and t.type != typefilter:
         return False
@@ -369,6 +398,8 @@ def find_task(call: Call) -> Task:
     task = call.cluster.tasks.by_upid.get(upid)
     if task is None or task.node != call.params["node"]:
         raise ParamError({"upid": "no such task"})
+    if task.user != call.user:  # someone else's task needs Sys.Audit on its node
+        call.perms.check(f"/nodes/{task.node}", ["Sys.Audit"])
     return task
 
 

@@ -6,10 +6,12 @@ SEMANTICS §4-6; the markers [sync] and [task] below say which is which.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 
 from provisiond.core.topology import StorageType
+from provisiond.sim.pve.access import perm_error
 from provisiond.sim.pve.errors import ParamError, PveError, TaskError
 from provisiond.sim.pve.handlers import Call, ha
 from provisiond.sim.pve.state import (
@@ -58,15 +60,113 @@ def _no_skiplock(call: Call) -> None:
         raise ParamError({"skiplock": "Only root may use this option."})
 
 
-def _check_hostpci_perm(call: Call, changes: dict[str, Value]) -> None:
-    """qs ``check_hostpci_perm``: anyone but root@pam (tokens included) needs ``mapping=``."""
-    for key, value in changes.items():
+def _check_hostpci_perm(
+    call: Call,
+    changes: dict[str, Value],
+    vmid: int,
+    pool: str | None = None,
+    *,
+    hwtype: bool = True,
+) -> None:
+    """qs ``check_hostpci_perm``: anyone but root@pam (tokens included) needs ``mapping=``, then
+    Mapping.Use on ``/mapping/pci/<id>`` and VM.Config.HWType on the VM (a clone's
+    ``check_mapping_access`` asks only for Mapping.Use: ``hwtype=False``)."""
+    for key, value in sorted(changes.items()):
         if HOSTPCI_RE.match(key) and not call.is_root:
             props = split_propstring(str(value), "host")
             if "mapping" not in props:
                 if "host" in props:
                     raise PveError(f"only root can set '{key}' config for non-mapped devices")
                 raise PveError("either 'host' or 'mapping' must be set.")
+            call.perms.check(f"/mapping/pci/{props['mapping']}", ["Mapping.Use"])
+            if hwtype:
+                call.perms.check_vm(vmid, pool, ["VM.Config.HWType"])
+
+
+# qs API2/Qemu.pm option groups of ``check_vm_modify_config_perm``
+CPU_OPTIONS = frozenset(
+    {"cores", "cpu", "cpulimit", "cpuunits", "numa", "smp", "sockets", "vcpus", "affinity"}
+)
+MEMORY_OPTIONS = frozenset({"memory", "balloon", "shares"})
+HWTYPE_OPTIONS = frozenset(
+    {"acpi", "hotplug", "kvm", "machine", "scsihw", "smbios1", "tablet", "vga", "watchdog"}
+)
+GENERAL_OPTIONS = frozenset(
+    {
+        "agent",
+        "autostart",
+        "bios",
+        "description",
+        "keyboard",
+        "localtime",
+        "migrate_downtime",
+        "migrate_speed",
+        "name",
+        "onboot",
+        "ostype",
+        "protection",
+        "reboot",
+        "startdate",
+        "startup",
+        "tdf",
+        "template",
+        "tags",  # assert_tag_permissions: VM.Config.Options (privileged tags not simulated)
+    }
+)
+DISK_OPTIONS = frozenset({"boot", "bootdisk", "vmstatestorage"})
+CLOUDINIT_OPTIONS = frozenset(
+    {"cicustom", "cipassword", "citype", "ciuser", "ciupgrade", "nameserver", "searchdomain"}
+    | {"sshkeys"}
+)
+
+
+def _config_privilege(key: str, value: Value | None) -> tuple[tuple[str, ...], bool]:
+    """The privileges (and any-of flag) a config key needs; PveError for root-only keys."""
+    if DISK_RE.match(key) or key.startswith("unused"):
+        cdrom = value is not None and "media=cdrom" in str(value)
+        return ("VM.Config.CDROM" if cdrom else "VM.Config.Disk",), False
+    if key.startswith("serial"):
+        if value is not None and str(value) != "socket":
+            raise PveError(f"only root can modify '{key}' config for real devices")
+        return ("VM.Config.HWType",), False
+    groups = (
+        (CPU_OPTIONS, "VM.Config.CPU"),
+        (MEMORY_OPTIONS, "VM.Config.Memory"),
+        (HWTYPE_OPTIONS, "VM.Config.HWType"),
+        (GENERAL_OPTIONS, "VM.Config.Options"),
+        (DISK_OPTIONS, "VM.Config.Disk"),
+    )
+    for options, priv in groups:
+        if key in options:
+            return (priv,), False
+    if NET_RE.match(key):
+        return ("VM.Config.Network",), False
+    if key in CLOUDINIT_OPTIONS or key.startswith("ipconfig"):
+        return ("VM.Config.Cloudinit", "VM.Config.Network"), True
+    raise PveError(f"only root can set '{key}' config")
+
+
+def _check_config_perms(
+    call: Call, vmid: int, pool: str | None, changes: dict[str, Value], removed: list[str]
+) -> None:
+    """qs ``check_vm_modify_config_perm`` (removed keys first, then the set ones) and
+    ``check_storage_access``: a new volume ``<storage>:<GiB>`` needs Datastore.AllocateSpace
+    on ``/storage/<storage>``. hostpci keys are ``_check_hostpci_perm``'s."""
+    if call.is_root:
+        return
+    items: list[tuple[str, Value | None]] = [(k, None) for k in sorted(removed)]
+    items += sorted(changes.items())
+    for key, value in items:
+        if HOSTPCI_RE.match(key):
+            continue
+        privs, any_ = _config_privilege(key, value)
+        call.perms.check_vm(vmid, pool, privs, any_=any_)
+    for key, value in sorted(changes.items()):
+        if DISK_RE.match(key):
+            file = split_propstring(str(value), "file").get("file", "")
+            storage, _, size = file.partition(":")
+            if re.fullmatch(r"\d+(\.\d+)?", size):
+                call.perms.check(f"/storage/{storage}", ["Datastore.AllocateSpace"])
 
 
 # -- list, status ----------------------------------------------------------------------------
@@ -77,7 +177,7 @@ async def list_vms(call: Call) -> object:
     node = cluster.node(str(call.params["node"]))
     out = []
     for vm in sorted(cluster.vms.values(), key=lambda v: v.vmid):
-        if vm.node != node.name:
+        if vm.node != node.name or not call.perms.has(f"/vms/{vm.vmid}", ["VM.Audit"]):
             continue
         item: dict[str, object] = {
             "vmid": vm.vmid,
@@ -233,7 +333,9 @@ def _apply(
 def _prepare_update(call: Call) -> tuple[VmState, dict[str, Value], list[str], list[str]]:
     changes, delete, revert = _changes(call)
     _no_skiplock(call)
-    _check_hostpci_perm(call, changes)
+    vmid = int(call.params["vmid"])
+    _check_config_perms(call, vmid, None, changes, [*delete, *revert])
+    _check_hostpci_perm(call, changes, vmid)
     vm = _vm(call)
     _check_lock(vm)
     digest = call.get_str("digest")
@@ -282,13 +384,16 @@ async def create_vm(call: Call) -> object:
         raise PveError(f"unable to create VM {vmid} - VM {vmid} already exists on node '{other}'")
     pool = call.get_str("pool")
     if pool is not None and pool not in cluster.pools:
-        raise PveError(f"pool '{pool}' does not exist")
+        raise perm_error(f"pool '{pool}' does not exist")  # check_pool_exist
+    if not call.is_root:
+        call.perms.check_vm(vmid, pool, ["VM.Allocate"])
     changes = {
         k: v
         for k, v in call.params.items()
         if k not in {"node", "vmid", "pool", "start", "storage"}
     }
-    _check_hostpci_perm(call, changes)
+    _check_hostpci_perm(call, changes, vmid, pool)
+    _check_config_perms(call, vmid, pool, changes, [])
     if "tags" in changes:
         changes["tags"] = normalise_tags(str(changes["tags"]))
     vm = VmState(vmid=vmid, node=node, config={"lock": "create"}, pool=pool)
@@ -505,8 +610,12 @@ async def clone(call: Call) -> object:
     if storage is not None and storage not in cluster.storages:
         raise PveError(f"storage '{storage}' does not exist")
     if pool is not None and pool not in cluster.pools:
-        raise PveError(f"pool '{pool}' does not exist")
-    _check_hostpci_perm(call, {k: v for k, v in src.config.items() if HOSTPCI_RE.match(k)})
+        raise perm_error(f"pool '{pool}' does not exist")  # check_pool_exist
+    for value in disks.values():  # check_storage_access_clone
+        sid = storage or volume_storage(value)
+        call.perms.check(f"/storage/{sid}", ["Datastore.AllocateSpace"])
+    hostpci = {k: v for k, v in src.config.items() if HOSTPCI_RE.match(k)}
+    _check_hostpci_perm(call, hostpci, src.vmid, hwtype=False)  # check_mapping_access
     name = call.get_str("name")
     description = call.get_str("description")
     duration = _clone_duration(full, src.disk_bytes())
