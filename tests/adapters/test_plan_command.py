@@ -30,6 +30,19 @@ def _plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dic
     return code, json.loads(out)
 
 
+def _settings_file(tmp: Path, sim: SimHandle, spec: Path, *, token: str | None = None) -> Path:
+    """A settings file for ``sim`` (secret in its own file, as in production)."""
+    tokenid, _, secret = (token or sim.token).rpartition("=")
+    (tmp / "token").write_text(secret)
+    cfg = tmp / "provisiond.yaml"
+    cfg.write_text(
+        f"proxmox:\n  url: {sim.url}\n  token_id: '{tokenid}'\n"
+        f"  token_secret_file: {tmp / 'token'}\n  ca_bundle: {sim.ca_path}\n"
+        f"spec:\n  paths: [{spec}]\n"
+    )
+    return cfg
+
+
 def _by_vm(plan: dict[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for a in plan["actions"]:
@@ -54,6 +67,7 @@ def test_plan_sim_cps_gpu_clones_eight_within_eight_a100s(
     assert plan["summary"]["clone"] == 8
     assert plan["blocked"] == []
     assert plan["conflicts"] == []
+    assert plan["warnings"] == []  # the simulator's token is an administrator
     # per VM order: clone before configure before start
     ids = [a["id"] for a in plan["actions"]]
     for a in plan["actions"]:
@@ -117,14 +131,7 @@ def test_plan_without_connection_settings_says_what_is_missing(
 @pytest.fixture
 def converged_cps(tmp_path: Path) -> Iterator[tuple[SimHandle, Path]]:
     with running_simulator("cps-gpu", time_scale=0.002) as sim:
-        tokenid, _, secret = sim.token.rpartition("=")
-        (tmp_path / "token").write_text(secret)
-        cfg = tmp_path / "provisiond.yaml"
-        cfg.write_text(
-            f"proxmox:\n  url: {sim.url}\n  token_id: '{tokenid}'\n"
-            f"  token_secret_file: {tmp_path / 'token'}\n  ca_bundle: {sim.ca_path}\n"
-            f"spec:\n  paths: [{EXAMPLES / 'cps-gpu' / 'fleet.yaml'}]\n"
-        )
+        cfg = _settings_file(tmp_path, sim, EXAMPLES / "cps-gpu" / "fleet.yaml")
         assert main(["apply", "--config", str(cfg), "--auto-approve"]) == 0
         yield sim, cfg
 
@@ -191,14 +198,7 @@ def test_a_vm_moved_by_hand_breaking_strict_spread_is_moved_back(
     with running_simulator("astronomy-lab", time_scale=0.002) as sim:
         # the k8s masters are strictly spread over node01..03: move master 1 next to master 3
         sim.move_vm(101, "node03")
-        tokenid, _, secret = sim.token.rpartition("=")
-        (tmp_path / "token").write_text(secret)
-        cfg = tmp_path / "provisiond.yaml"
-        cfg.write_text(
-            f"proxmox:\n  url: {sim.url}\n  token_id: '{tokenid}'\n"
-            f"  token_secret_file: {tmp_path / 'token'}\n  ca_bundle: {sim.ca_path}\n"
-            f"spec:\n  paths: [{EXAMPLES / 'astronomy-lab' / 'fleet.yaml'}]\n"
-        )
+        cfg = _settings_file(tmp_path, sim, EXAMPLES / "astronomy-lab" / "fleet.yaml")
         code, plan = _plan_json(capsys, "--config", str(cfg))
     assert code == 2
     masters = {"proj-k8sm01", "proj-k8sm02", "proj-k8sm03"}
@@ -207,3 +207,47 @@ def test_a_vm_moved_by_hand_breaking_strict_spread_is_moved_back(
     assert moves[0]["details"]["source"] == "node03"
     assert moves[0]["host"] == "node01"
     assert moves[0]["reason"].startswith("strict spread")
+
+
+def test_a_token_lacking_privileges_is_reported_and_apply_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_simulator("cps-gpu", time_scale=0.002) as sim:
+        sim.add_user("fleet@pve")
+        token = sim.add_token("fleet@pve", "ci")
+        # sees everything, manages VMs; may not allocate storage, use mappings or the VLAN
+        sim.set_acl("/", ["PVEVMAdmin", "PVEAuditor"], users=["fleet@pve"])
+        cfg = _settings_file(tmp_path, sim, EXAMPLES / "cps-gpu" / "fleet.yaml", token=token)
+        code, plan = _plan_json(capsys, "--config", str(cfg))
+        assert code == 2
+        warnings = "\n".join(plan["warnings"])
+        assert (
+            "token fleet@pve!ci lacks Mapping.Use on /mapping/pci/a100-40g (needed for k3s-wk-gpu1"
+            in warnings
+        )
+        assert "token fleet@pve!ci lacks Datastore.AllocateSpace on /storage/local-nvme" in warnings
+        assert "VM.Clone" not in warnings  # PVEVMAdmin clones
+        sim.reset_counts()
+        capsys.readouterr()
+        assert main(["apply", "--config", str(cfg), "--auto-approve"]) == 1
+        out = capsys.readouterr().out
+        assert "refusing to apply: the token lacks privileges the plan needs" in out
+        mutating = {k: n for k, n in sim.request_counts().items() if k[0] != "GET" and n}
+        assert mutating == {}  # refused before acting
+
+
+def test_vms_on_an_offline_host_are_unknown_not_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_simulator("astronomy-lab", time_scale=0.002) as sim:
+        sim.host_offline("nas01")
+        cfg = _settings_file(tmp_path, sim, EXAMPLES / "astronomy-lab" / "fleet.yaml")
+        code, plan = _plan_json(capsys, "--config", str(cfg))
+    assert code == 2
+    assert "host nas01 is offline: its VMs are unknown, not missing" in plan["warnings"]
+    on_nas = {"proj-k8sw05", "proj-kasm01"}
+    assert not [a for a in plan["actions"] if a["vm"] in on_nas]  # no clone, no touch
+    assert not [a for a in plan["actions"] if a["action"] == "clone"]
+    blocked = {b["vm"]: b["code"] for b in plan["blocked"]}
+    assert blocked["proj-k8sw05"] == blocked["proj-kasm01"] == "unknown_status"
+    assert not [a for a in plan["actions"] if a["host"] == "nas01"]  # nothing placed there

@@ -228,3 +228,23 @@ async def test_a_change_in_the_resource_list_refreshes_only_that_vm() -> None:
     vm = next(v for v in state.vms if v.vmid == 2003)
     assert vm.config is not None
     assert vm.config.cores == 2
+
+
+async def test_an_unreadable_secondary_list_is_partial_not_a_blind_spot(sim: SimHandle) -> None:
+    # A token that manages VMs and storage but lacks Sys.Audit cannot read host PCI lists.
+    sim.add_user("fleet@pve")
+    token = sim.add_token("fleet@pve", "ci")
+    sim.set_acl("/", "PVEVMAdmin", users=["fleet@pve"])
+    sim.set_acl("/storage", "PVEDatastoreUser", users=["fleet@pve"])
+    tokenid, _, secret = token.rpartition("=")
+    client = ProxmoxClient(_conn(sim, token_id=tokenid, token_secret=secret))
+    try:
+        state = await ProxmoxObserver(client).observe()
+    finally:
+        client.close()
+    assert state.unobserved.partial == (f"nodes/{NODE}/hardware/pci",)
+    assert state.unobserved.lists == ()  # VMIDs are still trustworthy: clones may be planned
+    assert state.unobserved.vmids_trustworthy
+    host = next(h for h in state.hosts if h.name == NODE)
+    assert host.storage("local-nvme") is not None
+    assert host.pci_devices == ()

@@ -281,6 +281,7 @@ class ProxmoxObserver:
 
     async def observe(self) -> ObservedState:
         lists: list[str] = []
+        partial: list[str] = []
         try:
             resources = await self._resources()
         except ProvisiondError as exc:
@@ -310,12 +311,12 @@ class ProxmoxObserver:
                 del self._configs[vmid]
 
         failed: list[int] = []
-        mappings_task = self._get_mappings(lists)
+        mappings_task = self._get_mappings(partial)
         storage_tasks = [
-            self._get_storages(str(n["node"]), lists) for n in nodes if str(n["node"]) in online
+            self._get_storages(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
         ]
         pci_tasks = [
-            self._get_pci(str(n["node"]), lists) for n in nodes if str(n["node"]) in online
+            self._get_pci(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
         ]
         config_tasks = [self._get_config(r, failed) for r in vm_items if str(r["node"]) in online]
         mappings, storages, pcis, configs = await asyncio.gather(
@@ -358,6 +359,7 @@ class ProxmoxObserver:
             kube=None,
             unobserved=Unobserved(
                 lists=tuple(lists),
+                partial=tuple(partial),
                 offline_hosts=offline,
                 vm_configs=tuple(sorted(failed + offline_configs)),
             ),

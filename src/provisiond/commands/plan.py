@@ -102,6 +102,10 @@ def _run(args: argparse.Namespace) -> int:
     warnings += [
         f"host {h} is offline: its VMs are unknown, not missing" for h in unseen.offline_hosts
     ]
+    warnings += [
+        f"could not read {what}: treated as absent (nothing placed on it)"
+        for what in unseen.partial
+    ]
     if unseen.vm_configs:
         warnings.append(f"could not read the config of VMs {list(unseen.vm_configs)}")
     if args.output == "json":

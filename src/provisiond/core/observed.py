@@ -195,6 +195,10 @@ class Unobserved:
     """What this snapshot could not see."""
 
     lists: tuple[str, ...] = ()  # failed cluster-wide reads, e.g. "cluster/resources"
+    # Failed secondary reads (a host's storage or PCI list, the mappings): what they describe is
+    # treated as absent — nothing is placed on storage or devices not seen — so they do not make
+    # VMIDs untrustworthy; they are reported.
+    partial: tuple[str, ...] = ()
     offline_hosts: tuple[str, ...] = ()
     vm_configs: tuple[int, ...] = ()  # VMIDs whose config could not be read
     kubernetes: bool = False  # Kubernetes configured but not readable
