@@ -155,3 +155,19 @@ def test_example_settings_file_documents_every_setting() -> None:
         return out
 
     assert keys(data) == _leaves(load_settings())
+
+
+def test_password_from_file_or_credential_for_ticket_auth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pw").write_text("hunter2\n")
+    cfg = _write(tmp_path, f"proxmox:\n  user: ops@pve\n  password_file: {tmp_path / 'pw'}\n")
+    s = load_settings(cfg)
+    assert s.proxmox.password is not None
+    assert s.proxmox.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s)
+    (tmp_path / "proxmox-password").write_text("from-creds")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    s = load_settings(_write(tmp_path, "proxmox:\n  user: ops@pve\n"))
+    assert s.proxmox.password is not None
+    assert s.proxmox.password.get_secret_value() == "from-creds"

@@ -33,16 +33,25 @@ class ProxmoxParts:
 def proxmox_connection(settings: Settings) -> ProxmoxConnection:
     """The connection settings, checked: a clear error names what is missing."""
     px = settings.proxmox
-    if px.url is None or px.token_id is None or px.token_secret is None:
+    identity: str | None
+    secret: str | None
+    if px.token_id is not None:
+        identity = px.token_id
+        secret = px.token_secret.get_secret_value() if px.token_secret else None
         missing = [
-            name
-            for name, value in (
-                ("proxmox.url", px.url),
-                ("proxmox.token_id", px.token_id),
-                ("proxmox.token_secret", px.token_secret),
-            )
-            if value is None
+            n for n, v in (("proxmox.url", px.url), ("proxmox.token_secret", secret)) if v is None
         ]
+    elif px.user is not None:
+        identity = px.user
+        secret = px.password.get_secret_value() if px.password else None
+        missing = [
+            n for n, v in (("proxmox.url", px.url), ("proxmox.password", secret)) if v is None
+        ]
+    else:
+        identity = secret = None
+        missing = ["proxmox.url"] if px.url is None else []
+        missing += ["proxmox.token_id and proxmox.token_secret (or proxmox.user and password)"]
+    if missing or px.url is None or identity is None or secret is None:
         raise ConfigError(
             "cannot reach Proxmox: set "
             + ", ".join(missing)
@@ -51,8 +60,8 @@ def proxmox_connection(settings: Settings) -> ProxmoxConnection:
     verify: bool | str = str(px.ca_bundle) if px.ca_bundle is not None else px.verify_tls
     return ProxmoxConnection(
         url=px.url,
-        token_id=px.token_id,
-        token_secret=px.token_secret.get_secret_value(),
+        identity=identity,
+        secret=secret,
         verify=verify,
         connect_timeout=px.connect_timeout,
         read_timeout=px.read_timeout,
@@ -88,7 +97,9 @@ async def privilege_problems(
         return [], [f"could not read the token's privileges (GET /access/permissions): {exc}"]
     pools = {vm.vmid: vm.proxmox_pool for vm in desired.all_vms() if vm.proxmox_pool}
     lacking = missing(needed(desired, observed), granted, pools)
-    return [n.describe(parts.client.token_id) for n in lacking], []
+    who = parts.client.identity
+    who = f"token {who}" if "!" in who else f"user {who}"
+    return [n.describe(who) for n in lacking], []
 
 
 def build_metrics() -> Metrics:

@@ -28,6 +28,7 @@ ENV_PREFIX = "PROVISIOND_"
 CONFIG_ENV = "PROVISIOND_CONFIG"
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 TOKEN_CREDENTIAL = "proxmox-token-secret"  # noqa: S105 - a credential *name*, not a secret
+PASSWORD_CREDENTIAL = "proxmox-password"  # noqa: S105 - a credential *name*, not a secret
 
 
 def _read_secret_file(path: Path, what: str) -> SecretStr:
@@ -41,7 +42,8 @@ def _read_secret_file(path: Path, what: str) -> SecretStr:
 
 
 class ProxmoxSettings(BaseModel):
-    """How to reach the Proxmox VE API. API tokens only: tickets expire after 2 h."""
+    """How to reach the Proxmox VE API: an API token (preferred), or a user and password
+    (tickets: they expire after 2 h; proxmoxer renews them, and an expired one is replaced)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +61,15 @@ class ProxmoxSettings(BaseModel):
     token_secret_file: Path | None = Field(
         default=None, description="file holding the token secret"
     )
+    user: str | None = Field(
+        default=None,
+        pattern=r"^[^\s@!]+@[^\s@!]+$",
+        description="user@realm for ticket auth, only when no token_id is set",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="the user's password; prefer password_file or credentials"
+    )
+    password_file: Path | None = Field(default=None, description="file holding the password")
     verify_tls: bool = Field(default=True, description="verify the server certificate")
     ca_bundle: Path | None = Field(
         default=None, description="PEM CA bundle to verify the server with (private CA)"
@@ -78,6 +89,14 @@ class ProxmoxSettings(BaseModel):
             if creds and (Path(creds) / TOKEN_CREDENTIAL).is_file():
                 self.token_secret = _read_secret_file(
                     Path(creds) / TOKEN_CREDENTIAL, "proxmox token secret credential"
+                )
+        if self.password is None and self.password_file is not None:
+            self.password = _read_secret_file(self.password_file, "proxmox password")
+        if self.password is None and self.user is not None:
+            creds = os.environ.get(CREDENTIALS_ENV)
+            if creds and (Path(creds) / PASSWORD_CREDENTIAL).is_file():
+                self.password = _read_secret_file(
+                    Path(creds) / PASSWORD_CREDENTIAL, "proxmox password credential"
                 )
         return self
 

@@ -122,7 +122,10 @@ def test_plan_without_connection_settings_says_what_is_missing(
     code = main(["plan", "--spec", str(EXAMPLES / "cps-gpu" / "fleet.yaml")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "set proxmox.url, proxmox.token_id, proxmox.token_secret" in err
+    assert (
+        "set proxmox.url, proxmox.token_id and proxmox.token_secret (or proxmox.user and password)"
+        in err
+    )
 
 
 # --- drift in a converged world --------------------------------------------------------------

@@ -32,8 +32,8 @@ def _conn(sim: SimHandle, **kw: Any) -> ProxmoxConnection:
     tokenid, _, secret = sim.token.rpartition("=")
     base: dict[str, Any] = {
         "url": sim.url,
-        "token_id": tokenid,
-        "token_secret": secret,
+        "identity": tokenid,
+        "secret": secret,
         "verify": sim.ca_path,
     }
     base.update(kw)
@@ -58,7 +58,7 @@ def test_encode_params_matches_what_pve_accepts() -> None:
 
 def test_connection_repr_hides_the_secret(sim: SimHandle) -> None:
     conn = _conn(sim)
-    assert conn.token_secret not in repr(conn)
+    assert conn.secret not in repr(conn)
 
 
 async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
@@ -151,7 +151,7 @@ async def test_errors_are_mapped_by_status_and_message(sim: SimHandle) -> None:
 
 
 async def test_a_wrong_token_is_an_auth_error_never_retried(sim: SimHandle) -> None:
-    client = ProxmoxClient(_conn(sim, token_secret="00000000-0000-0000-0000-000000000000"))
+    client = ProxmoxClient(_conn(sim, secret="00000000-0000-0000-0000-000000000000"))
     try:
         with pytest.raises(AuthError, match="401") as exc:
             await client.get("/version")
@@ -171,9 +171,7 @@ async def test_an_unknown_ca_fails_tls_verification_clearly(sim: SimHandle) -> N
 
 def test_a_plain_http_url_is_refused() -> None:
     with pytest.raises(PermanentError, match="https://"):
-        ProxmoxClient(
-            ProxmoxConnection(url="http://pve:8006", token_id="a@pve!b", token_secret="s")
-        )
+        ProxmoxClient(ProxmoxConnection(url="http://pve:8006", identity="a@pve!b", secret="s"))
 
 
 def _synthetic(vms: int) -> Topology:
@@ -237,7 +235,7 @@ async def test_an_unreadable_secondary_list_is_partial_not_a_blind_spot(sim: Sim
     sim.set_acl("/", "PVEVMAdmin", users=["fleet@pve"])
     sim.set_acl("/storage", "PVEDatastoreUser", users=["fleet@pve"])
     tokenid, _, secret = token.rpartition("=")
-    client = ProxmoxClient(_conn(sim, token_id=tokenid, token_secret=secret))
+    client = ProxmoxClient(_conn(sim, identity=tokenid, secret=secret))
     try:
         state = await ProxmoxObserver(client).observe()
     finally:
@@ -248,3 +246,26 @@ async def test_an_unreadable_secondary_list_is_partial_not_a_blind_spot(sim: Sim
     host = next(h for h in state.hosts if h.name == NODE)
     assert host.storage("local-nvme") is not None
     assert host.pci_devices == ()
+
+
+async def test_ticket_auth_logs_in_and_relogs_in_once_after_expiry(sim: SimHandle) -> None:
+    sim.add_user("ops@pve", password="s3cret-pw")
+    sim.set_acl("/", "Administrator", users=["ops@pve"])
+    client = ProxmoxClient(_conn(sim, identity="ops@pve", secret="s3cret-pw"))
+    try:
+        assert (await client.get("/version"))["version"]
+        sim.reset_counts()
+        sim.expire_tickets()
+        assert (await client.get("/version"))["version"]  # 401, one fresh login, retried
+        assert sim.requests("POST", "/access/ticket") == 1
+        actions = ProxmoxActions(client)  # writes carry the CSRF token
+        await actions.configure(host=NODE, vmid=9000, values={"description": "x"}, delete=())
+    finally:
+        client.close()
+    bad = ProxmoxClient(_conn(sim, identity="ops@pve", secret="wrong-pw"))
+    try:
+        with pytest.raises(AuthError, match="login as ops@pve failed") as exc:
+            await bad.get("/version")
+        assert "wrong-pw" not in str(exc.value)
+    finally:
+        bad.close()

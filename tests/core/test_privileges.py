@@ -89,7 +89,7 @@ def test_missing_lists_only_what_is_not_granted_with_a_readable_message() -> Non
     granted = {"/vms": {"VM.Config.CPU": True}, "/pool/k3s": {"VM.Config.CPU": True}}
     lacking = missing(needs, granted, pools={100: "k3s"})
     assert [n.path for n in lacking] == ["/pool/k3s", "/vms/abc"]
-    assert lacking[0].describe("provisiond@pve!ci") == (
+    assert lacking[0].describe("token provisiond@pve!ci") == (
         "token provisiond@pve!ci lacks VM.Allocate on /pool/k3s (needed for a, b, c and 2 more)"
     )
     assert missing(needs[1:2], {"/": {"VM.Config.CPU": True}}) == ()

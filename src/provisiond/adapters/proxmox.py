@@ -4,6 +4,7 @@ Rules this module keeps (DESIGN §2, §6; SEMANTICS.md §1-3):
 - proxmoxer is blocking: every call runs in a bounded thread pool, never on the event loop, and
   each worker thread has its own ``ProxmoxAPI`` (a requests Session is not shared across
   threads). The pool size is the cap on requests in flight (default 4; pveproxy has 3 workers).
+- API tokens (preferred) or tickets (user + password; an expired ticket gets one re-login).
 - Explicit (connect, read) timeouts; TLS verification on, optionally against a CA bundle.
 - Booleans go out as ``1``/``0`` (PVE rejects ``True``); ``None`` values are dropped; ``sshkeys``
   is URL-encoded as PVE requires.
@@ -27,7 +28,7 @@ from urllib.parse import quote, urlsplit
 import proxmoxer
 import requests
 
-from provisiond.core.errors import PermanentError, TransientError
+from provisiond.core.errors import AuthError, PermanentError, TransientError
 from provisiond.core.pve_errors import error_for
 
 
@@ -37,20 +38,27 @@ class RequestObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ProxmoxConnection:
-    """Where and how to connect. ``token_secret`` is never logged or put in messages."""
+    """Where and how to connect: an API token (preferred) or a user and password (tickets).
+
+    ``secret`` (the token's secret, or the password) is never logged or put in messages.
+    """
 
     url: str
-    token_id: str  # user@realm!tokenname
-    token_secret: str
+    identity: str  # user@realm!tokenname for a token, user@realm for ticket auth
+    secret: str
     verify: bool | str = True  # False, True, or a CA bundle path
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_concurrent: int = 4
 
+    @property
+    def uses_token(self) -> bool:
+        return "!" in self.identity
+
     def __repr__(self) -> str:
         return (
-            f"ProxmoxConnection(url={self.url!r}, token_id={self.token_id!r}, "
-            f"token_secret='**********', verify={self.verify!r})"
+            f"ProxmoxConnection(url={self.url!r}, identity={self.identity!r}, "
+            f"secret='**********', verify={self.verify!r})"
         )
 
 
@@ -102,31 +110,51 @@ class ProxmoxClient:
         self._local = threading.local()
 
     @property
-    def token_id(self) -> str:
-        return self._conn.token_id
+    def identity(self) -> str:
+        """Who the requests run as: the token id or the user (for messages)."""
+        return self._conn.identity
 
     def _api(self) -> Any:
+        """This worker thread's client (created, and for tickets logged in, on first use)."""
         api = getattr(self._local, "api", None)
         if api is None:
-            user, _, token_name = self._conn.token_id.partition("!")
-            api = proxmoxer.ProxmoxAPI(
-                self._host,
-                port=self._port,
-                user=user,
-                token_name=token_name,
-                token_value=self._conn.token_secret,
-                verify_ssl=self._conn.verify,
-                timeout=(self._conn.connect_timeout, self._conn.read_timeout),
-            )
+            common: dict[str, Any] = {
+                "port": self._port,
+                "verify_ssl": self._conn.verify,
+                "timeout": (self._conn.connect_timeout, self._conn.read_timeout),
+            }
+            if self._conn.uses_token:
+                user, _, token_name = self._conn.identity.partition("!")
+                api = proxmoxer.ProxmoxAPI(
+                    self._host,
+                    user=user,
+                    token_name=token_name,
+                    token_value=self._conn.secret,
+                    **common,
+                )
+            else:  # POST /access/ticket now; proxmoxer renews the ticket after an hour
+                api = proxmoxer.ProxmoxAPI(
+                    self._host, user=self._conn.identity, password=self._conn.secret, **common
+                )
             self._local.api = api
         return api
 
     def _call(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
-        """Runs in a worker thread."""
-        resource = self._api()(path.lstrip("/"))
+        """Runs in a worker thread. A ticket the server no longer accepts (expired, or the
+        server restarted) is replaced by one fresh login, once; tokens are never retried."""
+        try:
+            return self._call_once(method, template, path, params)
+        except AuthError:
+            if self._conn.uses_token or getattr(self._local, "api", None) is None:
+                raise
+            self._local.api = None
+            return self._call_once(method, template, path, params)
+
+    def _call_once(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
         started = self._clock()
         code = "error"
         try:
+            resource = self._api()(path.lstrip("/"))
             if method == "GET":
                 result = resource.get(**params)
             elif method == "POST":
@@ -140,6 +168,10 @@ class ProxmoxClient:
         except proxmoxer.ResourceException as exc:
             code = str(exc.status_code)
             raise error_for(exc.status_code, _reason(exc), context=f"{method} {template}") from exc
+        except proxmoxer.AuthenticationError as exc:
+            code = "401"
+            self._local.api = None
+            raise AuthError(f"{method} {template}: login as {self._conn.identity} failed") from exc
         except requests.exceptions.SSLError as exc:
             code = "tls"
             raise PermanentError(

@@ -28,11 +28,12 @@ class Need:
     privilege: str
     vms: tuple[str, ...]  # who needs it, for the message
 
-    def describe(self, token: str) -> str:
-        who = ", ".join(self.vms[:3]) + (
+    def describe(self, who: str) -> str:
+        """``who`` is ``token user@realm!id`` or ``user user@realm``."""
+        vms = ", ".join(self.vms[:3]) + (
             f" and {len(self.vms) - 3} more" if len(self.vms) > 3 else ""
         )
-        return f"token {token} lacks {self.privilege} on {self.path} (needed for {who})"
+        return f"{who} lacks {self.privilege} on {self.path} (needed for {vms})"
 
 
 def _template_vmid(vm: DesiredVM, observed: ObservedState) -> int | None:
