@@ -269,3 +269,25 @@ async def test_ticket_auth_logs_in_and_relogs_in_once_after_expiry(sim: SimHandl
         assert "wrong-pw" not in str(exc.value)
     finally:
         bad.close()
+
+
+async def test_config_refreshes_after_the_ttl_are_spread_over_cycles() -> None:
+    now = [0.0]
+    with running_simulator(_synthetic(100), time_scale=0.002) as handle:
+        client = ProxmoxClient(_conn(handle))
+        observer = ProxmoxObserver(client, cache_ttl=100, clock=lambda: now[0])
+        pending = "/nodes/{node}/qemu/{vmid}/pending"
+        try:
+            await observer.observe()  # cold: every config read
+            refetched = []
+            for t in (40.0, 60.0, 80.0, 101.0):
+                now[0] = t
+                handle.reset_counts()
+                await observer.observe()
+                refetched.append(handle.requests("GET", pending))
+        finally:
+            client.close()
+    assert refetched[0] == 0  # younger than half the TTL: nothing
+    assert 0 < refetched[1] < 101  # some, not all at once
+    assert 0 < refetched[2] < 101
+    assert sum(refetched) == 101  # by the full TTL each VM (and the template) was read once

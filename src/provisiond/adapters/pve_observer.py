@@ -126,12 +126,14 @@ class ProxmoxObserver:
         """Forget a VM's cached config (the executor wrote to it)."""
         self._configs.pop(vmid, None)
 
-    def _fresh(self, entry: _Cached[Any] | None, signature: tuple[object, ...] = ()) -> bool:
-        return (
-            entry is not None
-            and self._clock() - entry.at < self._ttl
-            and entry.signature == signature
-        )
+    def _fresh(
+        self, entry: _Cached[Any] | None, signature: tuple[object, ...] = (), spread: int = 0
+    ) -> bool:
+        """Cached, unchanged and younger than the TTL. ``spread`` (a VMID) gives each VM its own
+        TTL between half and all of ``cache_ttl``, so the configs filled by one cold cycle are
+        not all refetched in one later cycle."""
+        ttl = self._ttl * (0.5 + (spread * 7919 % 1000) / 2000) if spread else self._ttl
+        return entry is not None and self._clock() - entry.at < ttl and entry.signature == signature
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
@@ -243,7 +245,7 @@ class ProxmoxObserver:
         vmid = int(item["vmid"])
         signature = _vm_signature(item)
         cached = self._configs.get(vmid)
-        if self._fresh(cached, signature):
+        if self._fresh(cached, signature, spread=vmid):
             assert cached is not None
             return cached.value
         try:
