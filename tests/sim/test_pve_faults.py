@@ -65,6 +65,16 @@ def test_error_rules_answer_with_pve_envelope_and_count(sim: Any) -> None:
     assert [r.status for r in sim.request_log(*stop)] == [500, 500, 200]
 
 
+def test_error_rules_can_target_one_vm(sim: Any) -> None:
+    api = proxmox_client(sim)
+    sim.inject(f"{Q}/config", method="PUT", vmid=100, status=500, message="only root can set")
+    e = fails(api.nodes("pve1").qemu(100).config.put, cores=2)
+    assert (e.status_code, e.content) == (500, "only root can set")
+    api.nodes("pve1").qemu(102).config.put(cores=2)  # another VM: untouched by the rule
+    assert sim.fault_counts() == {("PUT", f"{Q}/config", "error 500"): 1}
+    assert [r.status for r in sim.request_log("PUT", f"{Q}/config")] == [500, 200]
+
+
 def test_after_fault_keeps_the_effect_and_retries_are_counted(sim: Any) -> None:
     api = proxmox_client(sim)
     sim.inject(f"{Q}/clone", method="POST", status=500, message="proxy timeout", when="after")

@@ -6,8 +6,9 @@ loop with one seeded RNG, so a run with the same seed, the same rules and the sa
 sequence injects the same faults.
 
 Request rules match on the endpoint **template** (an ``fnmatch`` glob such as
-``/nodes/{node}/qemu/{vmid}/*``), the method (``*`` for any) and optionally the ``{node}`` path
-variable. A matching rule fires with probability ``rate`` and at most ``times`` times, then:
+``/nodes/{node}/qemu/{vmid}/*``), the method (``*`` for any) and optionally the ``{node}`` and
+``{vmid}`` path variables (one VM's requests). A matching rule fires with probability ``rate``
+and at most ``times`` times, then:
 
 - ``status`` (+ ``message``): answers with that status and PVE's envelope, the message's first
   line as the reason phrase (500 ``got timeout``, 503, 595 ``No route to host``, 596 …);
@@ -58,6 +59,7 @@ class RequestFault(_Rule):
     path: str = "*"  # glob on the endpoint template
     method: str = "*"
     node: str | None = None  # only requests whose {node} path variable is this
+    vmid: int | None = None  # only requests whose {vmid} path variable is this
     rate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     times: Annotated[int, Field(ge=1)] | None = None  # at most this many injections
     when: Literal["before", "after"] = "before"
@@ -80,11 +82,14 @@ class RequestFault(_Rule):
             return f"error {self.status}"
         return "latency"
 
-    def matches(self, method: str, template: str, node: str | None) -> bool:
+    def matches(
+        self, method: str, template: str, node: str | None, vmid: str | None = None
+    ) -> bool:
         return (
             self.method in ("*", method)
             and fnmatch.fnmatchcase(template, self.path)
             and (self.node is None or self.node == node)
+            and (self.vmid is None or str(self.vmid) == vmid)
         )
 
 
@@ -170,7 +175,12 @@ class Injector:
 
     # -- requests --------------------------------------------------------------------------
     async def apply(
-        self, when: Literal["before", "after"], method: str, template: str, node: str | None
+        self,
+        when: Literal["before", "after"],
+        method: str,
+        template: str,
+        node: str | None,
+        vmid: str | None = None,
     ) -> None:
         """Sleep, hang or raise ``PveError`` as the matching rules say."""
         if when == "before" and node is not None and node in self.offline:
@@ -181,7 +191,7 @@ class Injector:
         for armed in self.requests:
             rule = armed.rule
             assert isinstance(rule, RequestFault)
-            if rule.when != when or not rule.matches(method, template, node):
+            if rule.when != when or not rule.matches(method, template, node, vmid):
                 continue
             if not armed.fire(self.rng):
                 continue

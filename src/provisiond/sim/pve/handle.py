@@ -175,9 +175,11 @@ class SimHandle:
         times: int | None = None,
         when: Literal["before", "after"] = "before",
         node: str | None = None,
+        vmid: int | None = None,
     ) -> None:
         """Add a request fault (see ``faults.RequestFault``): an error ``status`` (+
-        ``message``), ``latency`` seconds (or a ``(low, high)`` range), or a ``hang``."""
+        ``message``), ``latency`` seconds (or a ``(low, high)`` range), or a ``hang``;
+        ``node``/``vmid`` restrict it to requests with that ``{node}``/``{vmid}`` path variable."""
         rule = fi.RequestFault(
             path=path,
             method=method,
@@ -189,6 +191,7 @@ class SimHandle:
             times=times,
             when=when,
             node=node,
+            vmid=vmid,
         )
         self.call(lambda _c: self.server.seams.faults.add_request(rule))
 

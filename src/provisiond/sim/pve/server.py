@@ -182,18 +182,19 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
         except PveError as exc:
             return _error(exc.status, exc.message, exc.errors)
         node = found.path_vars.get("node")
+        vmid = found.path_vars.get("vmid")
         try:
             raw = await _params(request, found.path_vars)
             served.append(RequestRecord(method, found.template, path, raw))
             seams.log.append(served[0])
-            await seams.faults.apply("before", method, found.template, node)
+            await seams.faults.apply("before", method, found.template, node, vmid)
             cluster.access.for_user(user).authorize(rule, raw)  # before verification, as PVE
             params = validate(found.endpoint, raw)
             hold = seams.take(method, found.template, "before")
             if hold is not None:
                 await hold.block()
             data = await found.handler(Call(cluster, params, user))
-            await seams.faults.apply("after", method, found.template, node)
+            await seams.faults.apply("after", method, found.template, node, vmid)
         except PveError as exc:
             if exc.status == 401:  # POST /access/ticket's "authentication failure"
                 await _auth_delay(cluster)
