@@ -4,8 +4,10 @@ tests/core; the whole daemon against the simulator in tests/e2e)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
+import structlog
 from runtime_fakes import FakeCluster, FakeSpec
 from structlog.testing import capture_logs
 
@@ -19,7 +21,7 @@ from provisiond.core.desired import (
     ownership_marker,
 )
 from provisiond.core.errors import ObservationError, SpecError, SpecIssue
-from provisiond.core.observed import ObservedState, VMStatus
+from provisiond.core.observed import ObservedState, Unobserved, VMStatus
 from provisiond.core.plan import Plan, Waiting
 from provisiond.runtime.executor import Executor, ExecutorConfig
 from provisiond.runtime.reconciler import CycleResult, Reconciler
@@ -210,6 +212,48 @@ async def test_a_failing_observation_fails_the_cycle_only(cluster: FakeCluster) 
     good = await r.cycle()
     assert good.error is None
     assert good.report is not None
+
+
+async def test_a_plan_from_an_incomplete_observation_is_not_convergence(
+    cluster: FakeCluster,
+) -> None:
+    """A failed read (the resource list answered 503: every VM absent, nothing to plan but
+    "unobserved") is no convergence: logged with ``unobserved``, looked at again soon."""
+
+    class Blind(FakeCluster):
+        blind = True
+
+        async def observe(self) -> ObservedState:
+            if self.blind:
+                self.blind = False
+                return ObservedState(unobserved=Unobserved(lists=("cluster/resources",)))
+            return await super().observe()
+
+    def nothing_to_do(desired: DesiredState, observed: ObservedState) -> Plan:
+        return Plan()
+
+    blind = Blind(vms=dict(cluster.vms))
+    ex = Executor(blind, blind)
+    r = Reconciler(FakeSpec(fleet()), blind, ex, nothing_to_do, interval=3600, follow_up=0.01)
+    config = structlog.get_config()  # another test may have left a warning-level filter
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        with capture_logs() as logs:
+            first = await r.cycle()
+    finally:
+        structlog.configure(**config)
+    assert first.plan is not None
+    assert first.plan.empty
+    assert first.incomplete == ("cluster/resources",)
+    assert not first.converged
+    assert first.result == "requeue"
+    assert r._next_delay(first) == 5.0  # not the hour-long interval
+    ready = next(e for e in logs if e["event"] == "plan_ready")
+    assert ready["unobserved"] == ["cluster/resources"]
+    second = await r.cycle()
+    assert second.converged
+    assert second.result == "success"
+    assert r._next_delay(second) == 3600
 
 
 async def test_read_only_observes_and_plans_but_never_acts(cluster: FakeCluster) -> None:

@@ -90,7 +90,7 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
         after = await built.parts.observer.observe()
         left = built.reconciler.planner(desired, after)
         summary = build_summary(
-            converged=left.empty and not left.waiting,
+            converged=left.empty and not left.waiting and not after.read_failures,
             seconds=report.seconds,
             desired=desired,
             observed=after,

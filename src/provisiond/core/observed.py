@@ -218,3 +218,14 @@ class ObservedState:
     kube: tuple[KubeNode, ...] | None = None  # None: no Kubernetes configured (or unreadable)
     unobserved: Unobserved = field(default_factory=Unobserved)
     self_vmid: int | None = None  # the VM provisiond runs in: never disrupted
+
+    @property
+    def read_failures(self) -> tuple[str, ...]:
+        """The reads that failed this cycle and may succeed on the next: a cluster-wide list,
+        a secondary read (storage, PCI, mappings), Kubernetes, the config of a VM on a host
+        that answers. A host offline is a state of the cluster, not a failed read: its VMs'
+        configs are not counted. Empty when the snapshot is as complete as the cluster allows."""
+        u = self.unobserved
+        unknown = {v.vmid for v in self.vms if v.status is VMStatus.UNKNOWN}
+        configs = [f"config of VM {i}" for i in u.vm_configs if i not in unknown]
+        return (*u.lists, *u.partial, *(("kubernetes",) if u.kubernetes else ()), *configs)

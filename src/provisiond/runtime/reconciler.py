@@ -7,12 +7,17 @@ cycle come sooner:
 - ``trigger(reason)`` — the API other components call (spec-directory watcher, Kubernetes
   watch, MQTT ``cmd/reconcile``), also ``reload()`` for SIGHUP;
 - the cycle itself: after progress, or while work is under way or locked, the next cycle comes
-  after ``follow_up`` seconds (or the executor's retry hint), not after the full interval.
+  after ``follow_up`` seconds (or the executor's retry hint), not after the full interval; after
+  a failed cycle or an incomplete observation (a read failed), after ``max(follow_up, 5)`` s (the
+  interval if shorter).
 
 Invariants:
 - one cycle at a time; triggers arriving during a cycle coalesce into one next cycle, and a burst
   of triggers is debounced (``debounce`` seconds);
 - a failing cycle (observation error, a bug) is logged and counted, never kills the loop;
+- a cycle is *converged* only when its observation was complete (``read_failures`` empty): a
+  plan with nothing to do made from a failed read (every missing VM blocked as unobserved) is not
+  convergence, and is logged with ``unobserved``;
 - a spec that fails to load never reaches the planner: the last good spec is kept and acted on,
   and the error (every issue with file:line) is reported each time the files change;
 - ``read_only``: observe, plan and report; never execute.
@@ -57,13 +62,20 @@ class CycleResult:
     read_only: bool = False
 
     @property
+    def incomplete(self) -> tuple[str, ...]:
+        """What the observation failed to read (``ObservedState.read_failures``)."""
+        return self.observed.read_failures if self.observed is not None else ()
+
+    @property
     def converged(self) -> bool:
-        """Nothing left to do and nothing under way (blocked items and conflicts may remain)."""
+        """Nothing left to do and nothing under way (blocked items and conflicts may remain),
+        as seen by a complete observation: a plan made from a failed read is not converged."""
         return (
             self.error is None
             and self.plan is not None
             and self.plan.empty
             and not self.plan.waiting
+            and not self.incomplete
         )
 
     @property
@@ -74,6 +86,8 @@ class CycleResult:
         if self.report is not None and self.report.failed:
             return "error"
         if self.plan is not None and (self.plan.waiting or not self.plan.empty):
+            return "requeue"
+        if self.incomplete:
             return "requeue"
         return "success"
 
@@ -172,9 +186,12 @@ class Reconciler:
             await self._sleep_unless(self.debounce, stop)
 
     def _next_delay(self, result: CycleResult) -> float:
+        retry_soon = min(self.interval, max(self.follow_up, 5.0))
         if result.plan is None or result.error is not None:
-            return min(self.interval, max(self.follow_up, 5.0))
+            return retry_soon
         delay = self.interval
+        if result.incomplete:
+            delay = retry_soon  # a read failed: look again soon, not after the full interval
         report = result.report
         if result.plan.waiting:
             delay = min(delay, self.follow_up)
@@ -289,6 +306,7 @@ class Reconciler:
             blocked=len(plan.blocked),
             conflicts=len(plan.conflicts),
             waiting=len(plan.waiting),
+            **({"unobserved": list(observed.read_failures)} if observed.read_failures else {}),
         )
         report: ExecutionReport | None = None
         if not self.read_only and not plan.empty and not stop.is_set():
