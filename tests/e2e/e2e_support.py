@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,12 @@ def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
 
 
 def converged(e: dict[str, Any]) -> bool:
-    return e.get("event") == "plan_ready" and e.get("actions") == 0 and e.get("waiting") == 0
+    return (
+        e.get("event") == "plan_ready"
+        and e.get("actions") == 0
+        and e.get("waiting") == 0
+        and not e.get("unobserved")  # planned from a complete observation
+    )
 
 
 def example(name: str) -> Path:
@@ -132,8 +138,9 @@ def desired_of(name: str | Path) -> DesiredState:
     return load_desired([example(name) if isinstance(name, str) else name])
 
 
-def check_world(sim: SimHandle, desired: DesiredState) -> None:
-    """Each desired VM exists once, right size, owned, unlocked, running; no stray VMIDs."""
+def check_world(sim: SimHandle, desired: DesiredState, *, stopped: Collection[int] = ()) -> None:
+    """Each desired VM exists once, right size, owned, unlocked, running (``stopped``: those
+    VMIDs stopped); no stray VMIDs."""
     want = {vm.vmid: vm for vm in desired.all_vms()}
     templates: set[int] = set()
     names: Counter[str] = Counter()
@@ -156,7 +163,96 @@ def check_world(sim: SimHandle, desired: DesiredState) -> None:
             cfg.get("description", "")
         )
         assert owned, f"{vmid} not owned: tags={tags}"
-        assert vm.status == "running", f"{vmid} is {vm.status}"
+        want_status = "stopped" if vmid in stopped else "running"
+        assert vm.status == want_status, f"{vmid} is {vm.status}"
     missing = set(want) - set(sim.vmids())
     assert not missing, f"missing VMs {sorted(missing)}"
     assert all(n == 1 for n in names.values()), names
+
+
+GPU_PAIR_TOPOLOGY = {
+    "apiVersion": "provisiond.dev/v1alpha1",
+    "kind": "Topology",
+    "metadata": {"name": "gpu-pair", "description": "two GPU hosts with the same PCI mapping"},
+    "spec": {
+        "hosts": [
+            {
+                "name": name,
+                "cpus": 32,
+                "memory": "128GiB",
+                "pciDevices": [
+                    {"address": "0000:01:00.0", "id": "10de:26b9", "name": "AD102GL [L40S]"}
+                ],
+            }
+            for name in ("gpu-a", "gpu-b")
+        ],
+        "storages": [
+            {"name": "local-lvm", "type": "lvmthin", "size": "1TB"},
+            {"name": "shared-nfs", "type": "nfs", "shared": True, "size": "4TB"},
+        ],
+        "pciMappings": [
+            {
+                "id": "l40s",
+                "liveMigrationCapable": False,
+                "map": [
+                    {"host": "gpu-a", "path": "0000:01:00.0", "id": "10de:26b9"},
+                    {"host": "gpu-b", "path": "0000:01:00.0", "id": "10de:26b9"},
+                ],
+            }
+        ],
+        "pools": [{"name": "gpus"}],
+        "templates": [
+            {
+                "name": "gpu-tmpl",
+                "vmid": 9000,
+                "host": "gpu-a",
+                "storage": "shared-nfs",
+                "machine": "q35",
+                "ostype": "l26",
+                "disks": [{"slot": "scsi0", "size": "32G"}],
+            }
+        ],
+        "users": [{"id": "root@pam", "tokens": [{"id": "provisiond"}]}],
+    },
+}
+
+
+def gpu_pair_fleet(maintenance: str) -> str:
+    """One GPU VM (a Kubernetes node by default) on local storage; ``maintenance`` host
+    evacuated. Kubernetes is not configured, so a move is shutdown, offline migrate, start."""
+    return json.dumps(
+        {
+            "apiVersion": "provisiond.dev/v1alpha1",
+            "kind": "Fleet",
+            "metadata": {"name": "gpu-pair"},
+            "spec": {
+                "defaults": {
+                    "template": "gpu-tmpl",
+                    "storage": "local-lvm",
+                    "pool": "gpus",
+                    "bridge": "vmbr0",
+                },
+                "pools": [
+                    {
+                        "name": "gpu",
+                        "cores": 8,
+                        "memory": "32GiB",
+                        "disks": [{"slot": "scsi0", "size": "64GiB"}],
+                        "gpus": {"mapping": "l40s", "count": 1},
+                        "vms": [{"name": "gpu-vm-01", "vmid": 3001}],
+                    }
+                ],
+                "policy": {"maintenance": [maintenance]},
+            },
+        }
+    )
+
+
+def gpu_pair(tmp: Path) -> tuple[Path, Path]:
+    """The gpu-pair topology file and a spec directory placing its VM on gpu-a."""
+    topology = tmp / "gpu-pair-topology.json"
+    topology.write_text(json.dumps(GPU_PAIR_TOPOLOGY))
+    spec = tmp / "gpu-pair.d"
+    spec.mkdir()
+    (spec / "fleet.yaml").write_text(gpu_pair_fleet(maintenance="gpu-b"))
+    return topology, spec
