@@ -228,7 +228,7 @@ async def test_a_change_in_the_resource_list_refreshes_only_that_vm() -> None:
     assert vm.config.cores == 2
 
 
-async def test_an_unreadable_secondary_list_is_partial_not_a_blind_spot(sim: SimHandle) -> None:
+async def test_a_forbidden_pci_list_is_an_answer_not_a_failed_read(sim: SimHandle) -> None:
     # A token that manages VMs and storage but lacks Sys.Audit cannot read host PCI lists.
     sim.add_user("fleet@pve")
     token = sim.add_token("fleet@pve", "ci")
@@ -237,15 +237,32 @@ async def test_an_unreadable_secondary_list_is_partial_not_a_blind_spot(sim: Sim
     tokenid, _, secret = token.rpartition("=")
     client = ProxmoxClient(_conn(sim, identity=tokenid, secret=secret))
     try:
-        state = await ProxmoxObserver(client).observe()
+        observer = ProxmoxObserver(client)
+        state = await observer.observe()
+        sim.reset_counts()
+        await observer.observe()  # cached like any answer: not asked again every cycle
     finally:
         client.close()
-    assert state.unobserved.partial == (f"nodes/{NODE}/hardware/pci",)
-    assert state.unobserved.lists == ()  # VMIDs are still trustworthy: clones may be planned
+    assert sim.requests("GET", "/nodes/{node}/hardware/pci") == 0
+    assert state.read_failures == ()  # nothing keeps the daemon from calling this converged
     assert state.unobserved.vmids_trustworthy
     host = next(h for h in state.hosts if h.name == NODE)
     assert host.storage("local-nvme") is not None
     assert host.pci_devices == ()
+
+
+async def test_a_failing_secondary_read_is_partial_not_a_blind_spot(sim: SimHandle) -> None:
+    sim.inject("/nodes/{node}/storage", method="GET", status=503, message="Service Unavailable")
+    client = ProxmoxClient(_conn(sim))
+    try:
+        state = await ProxmoxObserver(client).observe()
+    finally:
+        client.close()
+    assert state.unobserved.partial == (f"nodes/{NODE}/storage",)
+    assert state.unobserved.lists == ()  # VMIDs are still trustworthy
+    assert state.read_failures == (f"nodes/{NODE}/storage",)  # retried soon, not converged
+    host = next(h for h in state.hosts if h.name == NODE)
+    assert host.storages == ()  # unseen storage is absent: nothing is placed on it
 
 
 async def test_ticket_auth_logs_in_and_relogs_in_once_after_expiry(sim: SimHandle) -> None:

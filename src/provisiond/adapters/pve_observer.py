@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import ProvisiondError
+from provisiond.core.errors import AuthError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -223,6 +223,13 @@ class ProxmoxObserver:
             return cached.value
         try:
             data = await self._client.get("/nodes/{node}/hardware/pci", node=node)
+        except AuthError as exc:
+            # Needs Sys.Audit on / (a pool-scoped token has none). The list is informational —
+            # GPU capacity comes from the mappings — so "not for this token" is an answer,
+            # cached like one, not a failed read that would keep every cycle unconverged.
+            log.info("pci_list_not_permitted", host=node, error=str(exc))
+            self._pci[node] = _Cached((), self._clock())
+            return ()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="hardware/pci", host=node, error=str(exc))
             unobserved.append(f"nodes/{node}/hardware/pci")
