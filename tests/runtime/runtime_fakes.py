@@ -57,6 +57,8 @@ class FakeCluster:
     faults: dict[str, list[BaseException]] = field(default_factory=dict)  # call -> to raise
     accept_then_fail: set[str] = field(default_factory=set)  # do the call, then raise the fault
     task_failures: dict[tuple[str, int], str] = field(default_factory=dict)  # exitstatus
+    # runs when that (task type, vmid) stops, failed or not: another actor's doing meanwhile
+    after_task: dict[tuple[str, int], Callable[[], None]] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
     in_flight_by_host: dict[str, int] = field(default_factory=dict)
@@ -126,6 +128,9 @@ class FakeCluster:
             t.effect()
         elif t.type == "qmclone":  # a failed clone removes its placeholder
             self.vms.pop(t.vmid, None)
+        hook = self.after_task.pop((t.type, t.vmid), None)
+        if hook is not None:
+            hook()
 
     def _set(self, vmid: int, **changes: object) -> None:
         self.vms[vmid] = replace(self.vms[vmid], **changes)  # type: ignore[arg-type]

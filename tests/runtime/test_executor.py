@@ -575,3 +575,27 @@ async def test_a_vm_cloned_in_this_run_may_be_migrated_before_its_tags_exist(
     assert blind.vms[101].host == "pve2"
     assert res["migrate:102"].outcome is Outcome.FAILED
     assert "not owned" in res["migrate:102"].detail
+
+
+async def test_a_failed_start_task_whose_effect_is_there_is_success(
+    cluster: FakeCluster, time_: FakeTime
+) -> None:
+    # A retried start POST (its first answer lost) finds the VM already started: the task fails
+    # with "already running", but the VM runs — the effect is what counts.
+    owned(cluster, 101)
+    cluster.task_failures[("qmstart", 101)] = "VM 101 already running"
+    cluster.after_task[("qmstart", 101)] = lambda: cluster._set(101, status=VMStatus.RUNNING)
+    start = Start(id="s", reason="r", vmid=101, name="vm101", host="pve1")
+    report = await executor(cluster, time_).execute(Plan(actions=(start,)))
+    assert outcomes(report.results)["s"] is Outcome.SUCCEEDED
+
+
+async def test_a_failed_start_task_without_its_effect_fails(
+    cluster: FakeCluster, time_: FakeTime
+) -> None:
+    owned(cluster, 101)
+    cluster.task_failures[("qmstart", 101)] = "start failed: QEMU exited with code 1"
+    start = Start(id="s", reason="r", vmid=101, name="vm101", host="pve1")
+    report = await executor(cluster, time_).execute(Plan(actions=(start,)))
+    assert outcomes(report.results)["s"] is Outcome.FAILED
+    assert "QEMU exited with code 1" in report.results[0].detail

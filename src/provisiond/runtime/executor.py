@@ -582,8 +582,7 @@ class Executor:
             raise LockedError(f"VM {vmid} is locked ({vm.lock})", lock=vm.lock)
         node = vm.host or host
         ref = await self._call(f"start {vmid}", lambda: self._writer.start(host=node, vmid=vmid))
-        await self._wait_task(ref, f"start {vmid}", run)
-        await self._expect_status(vmid, VMStatus.RUNNING, "start")
+        await self._wait_for_effect(ref, vmid, VMStatus.RUNNING, "start", run)
 
     async def _shutdown(self, vmid: int, host: str, force_stop: bool, run: _Run) -> None:
         vm = await self._present(vmid, "shut down")
@@ -598,8 +597,7 @@ class Executor:
                 host=host, vmid=vmid, shutdown_timeout=60, force_stop=force_stop
             ),
         )
-        await self._wait_task(ref, f"shutdown {vmid}", run)
-        await self._expect_status(vmid, VMStatus.STOPPED, "shutdown")
+        await self._wait_for_effect(ref, vmid, VMStatus.STOPPED, "shutdown", run)
 
     async def _reboot(self, a: Reboot, run: _Run) -> None:
         vm = await self._present(a.vmid, "reboot")
@@ -618,6 +616,22 @@ class Executor:
         if vm.status is VMStatus.UNKNOWN:
             raise TransientError(f"cannot {what} VM {vmid}: its host {vm.host} does not answer")
         return vm
+
+    async def _wait_for_effect(
+        self, ref: TaskRef, vmid: int, want: VMStatus, what: str, run: _Run
+    ) -> None:
+        """Wait for a power task; success is the VM in ``want``. A failed task whose effect is
+        there anyway — a retried POST whose first answer was lost, so the second task found the
+        VM already started/stopped — is success, not a failure to back off from."""
+        try:
+            await self._wait_task(ref, f"{what} {vmid}", run)
+        except PermanentError:
+            vm = await self._read(vmid)
+            if vm is None or vm.status is not want:
+                raise
+            log.info("task_failed_but_effect_present", vmid=vmid, action=what)
+            return
+        await self._expect_status(vmid, want, what)
 
     async def _expect_status(self, vmid: int, want: VMStatus, what: str) -> None:
         vm = await self._read(vmid)
