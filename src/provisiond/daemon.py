@@ -116,7 +116,7 @@ def reload_hook(
             log.error("settings_reload_failed", error=str(exc))
             daemon.reconciler.reload()
             return
-        configure_logging(fmt=new.log.format, level=new.log.level)
+        configure_logging(fmt=new.log.format, level=new.log.level, secrets=new.secret_values())
         daemon.reconciler.interval = new.daemon.interval
         daemon.reconciler.read_only = new.daemon.read_only
         spec = SpecFiles(new.spec.paths)

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     spec: SpecSettings = Field(default_factory=SpecSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
 
+    def secret_values(self) -> list[str]:
+        """Every secret value held, for the log redactor (``configure_logging(secrets=…)``)."""
+        px = self.proxmox
+        return [s.get_secret_value() for s in (px.token_secret, px.password) if s is not None]
+
 
 class _FileSource(PydanticBaseSettingsSource):
     """The settings file's contents, ranked below the environment."""

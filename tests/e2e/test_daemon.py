@@ -601,3 +601,60 @@ async def test_a_permanent_error_on_one_vm_backs_it_off_while_the_others_converg
         check_world(sim, desired, stopped={victim})  # the others converged; it is left stopped
         assert sim.task_fault_counts()["qmstart"] >= 4  # only the victim's start tasks failed
         assert starts.failed.keys() == {f"start:{victim}"}
+
+
+def test_sighup_reloads_settings_into_read_only_which_plans_but_never_acts(
+    tmp_path: Path,
+) -> None:
+    import json
+    import signal
+
+    from provisiond.sim.pve.testing import proxmox_client
+
+    spec = tmp_path / "fleet.d"
+    spec.mkdir()
+    shutil.copy(example("cps-gpu") / "fleet.yaml", spec / "fleet.yaml")
+    with running_simulator("cps-gpu", time_scale=TIME_SCALE) as sim:
+        cfg = write_settings(tmp_path, sim, spec)
+        daemon = run_daemon(tmp_path, cfg)
+        try:
+            daemon.wait_for(converged, timeout=60)
+            settings = json.loads(cfg.read_text())
+            settings["daemon"]["read_only"] = True
+            cfg.write_text(json.dumps(settings))
+            daemon.popen.send_signal(signal.SIGHUP)
+            reloaded = daemon.wait_for(lambda e: e.get("event") == "settings_reloaded", timeout=30)
+            assert reloaded["read_only"] is True
+            # Drift by hand: a VM destroyed. Read-only plans its clone, and acts on nothing.
+            api = proxmox_client(sim)
+            api.nodes("cit-gpu-01").qemu(1035).status.stop.post()
+            deadline = time.monotonic() + 10
+            while sim.running_tasks() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            api.nodes("cit-gpu-01").qemu(1035).delete()
+            while sim.running_tasks() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            sim.reset_counts()
+            seen = len(daemon.events())
+            daemon.popen.send_signal(signal.SIGHUP)  # a reload also triggers a cycle
+            daemon.wait_for(
+                lambda e: (
+                    e.get("event") == "plan_ready"
+                    and e.get("actions", 0) > 0
+                    and daemon.events().index(e) >= seen
+                ),
+                timeout=30,
+            )
+            daemon.wait_for(
+                lambda e: (
+                    e.get("event") == "reconcile_finished" and daemon.events().index(e) >= seen
+                ),
+                timeout=30,
+            )
+        finally:
+            daemon.terminate()
+        mutating = {k: n for k, n in sim.request_counts().items() if k[0] != "GET" and n}
+        assert mutating == {}
+        assert sim.vm(1035) is None
+        secret = sim.token.rpartition("=")[2]
+        assert secret not in daemon.log.read_text()  # redaction survives the reload

@@ -44,10 +44,9 @@ def _confirm(console: Console) -> bool:
 async def _apply(args: argparse.Namespace, console: Console) -> int:
     overrides = assembly.overrides_from(spec=args.spec)
     settings = load_settings(Path(args.config) if args.config else None, overrides)
-    secrets = []
-    if settings.proxmox.token_secret is not None:
-        secrets.append(settings.proxmox.token_secret.get_secret_value())
-    configure_logging(fmt=settings.log.format, level=args.log_level, secrets=secrets)
+    configure_logging(
+        fmt=settings.log.format, level=args.log_level, secrets=settings.secret_values()
+    )
     progress = Progress(console)
     built = assembly.build_daemon(settings, action_listener=progress, time_scale=args.time_scale)
     stop = asyncio.Event()

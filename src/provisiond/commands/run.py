@@ -30,10 +30,9 @@ def _run(args: argparse.Namespace) -> int:
     config = Path(args.config) if args.config else None
     try:
         settings = load_settings(config, overrides)
-        secrets = []
-        if settings.proxmox.token_secret is not None:
-            secrets.append(settings.proxmox.token_secret.get_secret_value())
-        configure_logging(fmt=settings.log.format, level=settings.log.level, secrets=secrets)
+        configure_logging(
+            fmt=settings.log.format, level=settings.log.level, secrets=settings.secret_values()
+        )
         built = assembly.build_daemon(
             settings, time_scale=args.time_scale, follow_up=args.follow_up
         )
