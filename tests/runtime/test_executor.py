@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 from runtime_fakes import FakeCluster, FakeTime
+from runtime_fleet import TEMPLATE, clone_action, fleet_state
 
 from provisiond.core.actions import (
     Action,
@@ -22,11 +23,8 @@ from provisiond.core.actions import (
     Start,
 )
 from provisiond.core.desired import (
-    DesiredFleet,
     DesiredState,
-    DesiredVM,
     Policy,
-    TemplateRef,
     ownership_marker,
 )
 from provisiond.core.errors import TransientError, UnclassifiedError
@@ -36,26 +34,11 @@ from provisiond.runtime.executor import Executor, ExecutorConfig
 from provisiond.runtime.results import ActionResult, Outcome
 
 FLEET = "lab"
-TEMPLATE = 9000
 
 
 def clone(vmid: int, *, host: str = "pve1", after: tuple[str, ...] = ()) -> Clone:
-    name = f"vm{vmid}"
-    return Clone(
-        id=f"clone:{vmid}",
-        reason="missing",
-        after=after,
-        vmid=vmid,
-        name=name,
-        fleet=FLEET,
-        pool="workers",
-        template_vmid=TEMPLATE,
-        template_host="pve1",
-        target=host,
-        full=True,
-        storage="local",
-        proxmox_pool=None,
-        description=ownership_marker(FLEET, name),
+    return clone_action(
+        vmid, fleet=FLEET, pool="workers", target=host, storage="local", after=after
     )
 
 
@@ -99,23 +82,26 @@ def migrate(vmid: int, source: str = "pve1", target: str = "pve2") -> Migrate:
 
 
 def desired(*vmids: int, pool: str = "workers", **policy: int) -> DesiredState:
-    vms = tuple(
-        DesiredVM(
-            fleet=FLEET,
-            pool=pool,
-            name=f"vm{v}",
-            vmid=v,
-            template=TemplateRef(vmid=TEMPLATE),
-            cores=4,
-            memory_mib=4096,
-        )
-        for v in vmids
+    return fleet_state(
+        *vmids,
+        fleet=FLEET,
+        pool=pool,
+        cores=4,
+        memory_mib=4096,
+        policy=Policy(**policy),  # type: ignore[arg-type]
     )
-    return DesiredState(fleets=(DesiredFleet(FLEET, Policy(**policy), vms),))  # type: ignore[arg-type]
 
 
 def owned(cluster: FakeCluster, vmid: int, host: str = "pve1", **kw: object) -> None:
     cluster.add_vm(vmid, f"vm{vmid}", host, tags=("pd-lab", "provisiond"), **kw)  # type: ignore[arg-type]
+
+
+class NoConfigReads(FakeCluster):
+    """A fresh read that shows a VM but not its config (no ownership marker visible)."""
+
+    async def find_vm(self, vmid: int) -> ObservedVM | None:
+        vm = await super().find_vm(vmid)
+        return None if vm is None else replace(vm, config=None)
 
 
 @pytest.fixture
@@ -542,12 +528,7 @@ async def test_a_vmid_that_appeared_unverifiable_is_left_to_the_next_observation
 async def test_our_own_clone_is_ours_even_when_the_read_shows_no_config(
     cluster: FakeCluster, time_: FakeTime
 ) -> None:
-    class NoConfig(FakeCluster):
-        async def find_vm(self, vmid: int) -> ObservedVM | None:
-            vm = await super().find_vm(vmid)
-            return None if vm is None else replace(vm, config=None)
-
-    blind = NoConfig(vms=dict(cluster.vms))
+    blind = NoConfigReads(vms=dict(cluster.vms))
     report = await executor(blind, time_).execute(Plan(actions=tuple(new_vm(101))))
     assert {r.outcome for r in report.results} == {Outcome.SUCCEEDED}
 
@@ -555,12 +536,7 @@ async def test_our_own_clone_is_ours_even_when_the_read_shows_no_config(
 async def test_a_vm_cloned_in_this_run_may_be_migrated_before_its_tags_exist(
     cluster: FakeCluster, time_: FakeTime
 ) -> None:
-    class NoConfig(FakeCluster):
-        async def find_vm(self, vmid: int) -> ObservedVM | None:
-            vm = await super().find_vm(vmid)
-            return None if vm is None else replace(vm, config=None)
-
-    blind = NoConfig(vms=dict(cluster.vms))
+    blind = NoConfigReads(vms=dict(cluster.vms))
     blind.add_vm(102, "vm102", config=None)  # untagged, unreadable, not cloned by us
     plan = Plan(
         actions=(

@@ -9,17 +9,11 @@ import logging
 import pytest
 import structlog
 from runtime_fakes import FakeCluster, FakeSpec
+from runtime_fleet import TEMPLATE, clone_action, fleet_state
 from structlog.testing import capture_logs
 
-from provisiond.core.actions import Action, Clone, Start
-from provisiond.core.desired import (
-    DesiredFleet,
-    DesiredState,
-    DesiredVM,
-    Policy,
-    TemplateRef,
-    ownership_marker,
-)
+from provisiond.core.actions import Action, Start
+from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ObservationError, SpecError, SpecIssue
 from provisiond.core.observed import ObservedState, Unobserved, VMStatus
 from provisiond.core.plan import Plan, Waiting
@@ -27,23 +21,9 @@ from provisiond.runtime.executor import Executor, ExecutorConfig
 from provisiond.runtime.reconciler import CycleResult, Reconciler
 from provisiond.runtime.specwatch import SpecWatcher
 
-TEMPLATE = 9000
-
 
 def fleet(*vmids: int) -> DesiredState:
-    vms = tuple(
-        DesiredVM(
-            fleet="lab",
-            pool="p",
-            name=f"vm{v}",
-            vmid=v,
-            template=TemplateRef(vmid=TEMPLATE),
-            cores=2,
-            memory_mib=2048,
-        )
-        for v in vmids
-    )
-    return DesiredState(fleets=(DesiredFleet("lab", Policy(), vms),))
+    return fleet_state(*vmids, pool="p", cores=2, memory_mib=2048)
 
 
 def toy_plan(desired: DesiredState, observed: ObservedState) -> Plan:
@@ -55,20 +35,8 @@ def toy_plan(desired: DesiredState, observed: ObservedState) -> Plan:
         vm = have.get(d.vmid)
         if vm is None:
             actions.append(
-                Clone(
-                    id=f"clone:{d.vmid}",
-                    reason="missing",
-                    vmid=d.vmid,
-                    name=d.name,
-                    fleet=d.fleet,
-                    pool=d.pool,
-                    template_vmid=TEMPLATE,
-                    template_host="pve1",
-                    target=None,
-                    full=True,
-                    storage=None,
-                    proxmox_pool=None,
-                    description=ownership_marker(d.fleet, d.name),
+                clone_action(
+                    d.vmid, name=d.name, fleet=d.fleet, pool=d.pool, target=None, storage=None
                 )
             )
         elif vm.lock is not None:

@@ -16,23 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import assert_never
 
-from provisiond.core.actions import (
-    Action,
-    Clone,
-    Configure,
-    Cordon,
-    Destroy,
-    Drain,
-    GpuMove,
-    GrowDisk,
-    Label,
-    Migrate,
-    Reboot,
-    Shutdown,
-    Start,
-    TaintNode,
-    Uncordon,
-)
+# Qualified (``act.Clone``): the executor's dispatch is the one place in runtime that names
+# every action class; this module only sorts them by the hosts they load.
+from provisiond.core import actions as act
+from provisiond.core.actions import Action
 from provisiond.core.desired import DesiredState, Policy
 
 Group = tuple[str, str]  # (fleet, pool)
@@ -70,20 +57,29 @@ class Limits:
 
 def hosts_of(action: Action) -> tuple[str, ...]:
     match action:
-        case Clone():
+        case act.Clone():
             return (action.target or action.template_host,)
-        case Migrate() | GpuMove():
+        case act.Migrate() | act.GpuMove():
             return (action.source, action.target)
-        case Configure() | GrowDisk() | Shutdown() | Reboot() | Start() | Destroy():
+        case (
+            act.Configure()
+            | act.GrowDisk()
+            | act.Shutdown()
+            | act.Reboot()
+            | act.Start()
+            | act.Destroy()
+        ):
             return (action.host,)
-        case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
+        case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
             return ()
         case _:
             assert_never(action)
 
 
 def disruptive(action: Action) -> bool:
-    return isinstance(action, Migrate | GpuMove | Shutdown | Reboot | Drain | Destroy)
+    return isinstance(
+        action, act.Migrate | act.GpuMove | act.Shutdown | act.Reboot | act.Drain | act.Destroy
+    )
 
 
 class Slots:

@@ -1,0 +1,24 @@
+"""The executor's knobs: retries per call, task polling, per-object backoff, requeue delay.
+
+A module of its own because the scheduler (``executor``) and the task waiter (``tasks``) both
+read it and neither should import the other. All values are seconds unless named otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorConfig:
+    task_timeout: float = 900.0  # seconds a single Proxmox task may take
+    poll_initial: float = 0.5  # first task-status poll delay; grows by poll_factor
+    poll_factor: float = 1.5
+    poll_max: float = 5.0
+    max_attempts: int = 5  # per call, transient errors
+    retry_initial: float = 0.5  # jittered exponential backoff between attempts
+    retry_max: float = 10.0
+    backoff_base: float = 5.0  # per-object backoff after a failed action
+    backoff_max: float = 300.0
+    requeue_after: float = 10.0  # when a locked object is worth another look
+    log_lines: int = 10  # task log lines attached to a failure
