@@ -32,7 +32,30 @@ class _Base:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Clone(_Base):
+class _OnVM(_Base):
+    """An action on a Proxmox VM."""
+
+    vmid: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OnHost(_OnVM):
+    """An action on a Proxmox VM through the host it stands on."""
+
+    host: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OnNode(_Base):
+    """An action on the Kubernetes node of a VM (``vmid``: whose actions it is ordered with)."""
+
+    node: str
+    vmid: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Clone(_OnVM):
     """``POST /nodes/{template_host}/qemu/{template_vmid}/clone``.
 
     ``target`` is the host the clone lands on (``None``: the template's host). ``storage`` is
@@ -41,8 +64,6 @@ class Clone(_Base):
 
     kind: ClassVar[str] = "clone"
     phase: ClassVar[int] = 1
-    vmid: int
-    name: str
     fleet: str
     pool: str
     template_vmid: int
@@ -55,13 +76,11 @@ class Clone(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Migrate(_Base):
+class Migrate(_OnVM):
     """``POST /nodes/{source}/qemu/{vmid}/migrate``: live when ``online`` (the VM runs)."""
 
     kind: ClassVar[str] = "migrate"
     phase: ClassVar[int] = 2
-    vmid: int
-    name: str
     source: str
     target: str
     online: bool
@@ -79,7 +98,7 @@ class MoveStep(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GpuMove(_Base):
+class GpuMove(_OnVM):
     """The offline workflow for a VM whose PCI mapping cannot live-migrate (DESIGN §6).
 
     ``steps`` run in order; each checks its effect first, so a crash resumes mid-way. ``node`` is
@@ -88,8 +107,6 @@ class GpuMove(_Base):
 
     kind: ClassVar[str] = "gpu_move"
     phase: ClassVar[int] = 2
-    vmid: int
-    name: str
     source: str
     target: str
     node: str | None
@@ -99,99 +116,78 @@ class GpuMove(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Configure(_Base):
+class Configure(_OnHost):
     """``PUT /nodes/{host}/qemu/{vmid}/config`` with ``values`` and ``delete`` (spec keys only)."""
 
     kind: ClassVar[str] = "configure"
     phase: ClassVar[int] = 3
-    vmid: int
-    name: str
-    host: str
     values: Mapping[str, str] = field(default_factory=dict)
     delete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GrowDisk(_Base):
+class GrowDisk(_OnHost):
     """``PUT /nodes/{host}/qemu/{vmid}/resize`` to ``size_bytes`` (absolute; never shrinks)."""
 
     kind: ClassVar[str] = "grow_disk"
     phase: ClassVar[int] = 3
-    vmid: int
-    name: str
-    host: str
     disk: str
     size_bytes: int
     current_bytes: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Cordon(_Base):
+class Cordon(_OnNode):
     """Mark the node unschedulable (and annotate ``provisiond.dev/cordoned``)."""
 
     kind: ClassVar[str] = "cordon"
     phase: ClassVar[int] = 4
-    node: str
-    vmid: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Drain(_Base):
+class Drain(_OnNode):
     """Evict the node's pods through the Eviction API (PDBs honoured; DaemonSets skipped)."""
 
     kind: ClassVar[str] = "drain"
     phase: ClassVar[int] = 5
-    node: str
-    vmid: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Shutdown(_Base):
+class Shutdown(_OnHost):
     """``POST …/status/shutdown``; ``force_stop`` after the timeout when the policy allows."""
 
     kind: ClassVar[str] = "shutdown"
     phase: ClassVar[int] = 6
-    vmid: int
-    name: str
-    host: str
     force_stop: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Reboot(_Base):
+class Reboot(_OnHost):
     """``POST …/status/reboot`` to apply pending config changes (``keys``)."""
 
     kind: ClassVar[str] = "reboot"
     phase: ClassVar[int] = 6
-    vmid: int
-    name: str
-    host: str
     keys: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Start(_Base):
+class Start(_OnHost):
     """``POST …/status/start``."""
 
     kind: ClassVar[str] = "start"
     phase: ClassVar[int] = 7
-    vmid: int
-    name: str
-    host: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Uncordon(_Base):
+class Uncordon(_OnNode):
     """Mark the node schedulable again (and drop ``provisiond.dev/cordoned``)."""
 
     kind: ClassVar[str] = "uncordon"
     phase: ClassVar[int] = 8
-    node: str
-    vmid: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Label(_Base):
+class Label(_OnNode):
     """``PATCH`` node labels: set ``labels``, remove ``remove``, record ``managed``.
 
     ``managed`` is the full new value of ``provisiond.dev/managed`` (labels *and* taints), so a
@@ -200,35 +196,28 @@ class Label(_Base):
 
     kind: ClassVar[str] = "label"
     phase: ClassVar[int] = 8
-    node: str
-    vmid: int
     labels: Mapping[str, str] = field(default_factory=dict)  # to set
     remove: tuple[str, ...] = ()
     managed: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TaintNode(_Base):
+class TaintNode(_OnNode):
     """``PATCH`` node taints: remove ``remove`` (matched by key and effect), then add ``add``."""
 
     kind: ClassVar[str] = "taint"
     phase: ClassVar[int] = 8
-    node: str
-    vmid: int
     add: tuple[Taint, ...] = ()
     remove: tuple[Taint, ...] = ()
     managed: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Destroy(_Base):
+class Destroy(_OnHost):
     """``DELETE /nodes/{host}/qemu/{vmid}`` (``purge=1``); stop first when ``running``."""
 
     kind: ClassVar[str] = "destroy"
     phase: ClassVar[int] = 9
-    vmid: int
-    name: str
-    host: str
     fleet: str
     running: bool
 

@@ -95,20 +95,25 @@ def _check_ip(value: object) -> object:
                 f"{value!r} needs a prefix length: write an IPv4 CIDR like '10.21.0.35/16' "
                 "or 'dhcp'"
             )
-        try:
-            ipaddress.IPv4Interface(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not an IPv4 CIDR like '10.21.0.35/16' ({exc})") from exc
+        _parse_ipv4(ipaddress.IPv4Interface, value, "an IPv4 CIDR like '10.21.0.35/16'", why=True)
     return value
 
 
 def _check_address(value: object) -> object:
     if isinstance(value, str):
-        try:
-            ipaddress.IPv4Address(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not an IPv4 address like '10.21.1.17'") from exc
+        _parse_ipv4(ipaddress.IPv4Address, value, "an IPv4 address like '10.21.1.17'")
     return value
+
+
+def _parse_ipv4(
+    parse: Callable[[str], object], value: str, what: str, *, why: bool = False
+) -> None:
+    """``parse(value)``, its ``ValueError`` said as "is not <what>" (with the parser's reason)."""
+    try:
+        parse(value)
+    except ValueError as exc:
+        reason = f" ({exc})" if why else ""
+        raise ValueError(f"{value!r} is not {what}{reason}") from exc
 
 
 def _check_mapping(value: object) -> object:
