@@ -5,7 +5,7 @@ Per request, in order: route match (501 ``Method '<M> <path>' not implemented``)
 per (method, endpoint template), authentication by API token or ticket + CSRF token
 (``access.py``; 401 after PVE's 3 s delay, scaled by ``time_scale``), parameter merge (query over
 body), the endpoint's permission rule (``access.RULES``; 403), verification against
-``params.py``, the ``before`` hold, the handler, the ``after`` hold, then the response:
+``params``, the ``before`` hold, the handler, the ``after`` hold, then the response:
 ``{"data": …}`` or PVE's error envelope with the message's first line as the HTTP reason phrase.
 """
 
