@@ -21,8 +21,8 @@ from ruamel.yaml import YAML
 from provisiond.core.pve_privileges import BUILTIN_ROLES, PRIVILEGES
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import SimHandle
-from provisiond.sim.pve.access import RULES
 from provisiond.sim.pve.routes import ROUTES
+from provisiond.sim.pve.rules import RULES
 from provisiond.sim.pve.testing import EXAMPLES, proxmox_client, running_simulator
 
 NODE = "cit-gpu-01"

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from provisiond.sim.pve.access import Perms
+from provisiond.sim.pve.permissions import Perms
 from provisiond.sim.pve.state import Cluster, Value
 
 

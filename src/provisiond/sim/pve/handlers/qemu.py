@@ -11,9 +11,9 @@ import time
 import uuid
 
 from provisiond.core.topology import StorageType
-from provisiond.sim.pve.access import perm_error
 from provisiond.sim.pve.errors import ParamError, PveError, TaskError
 from provisiond.sim.pve.handlers import Call, ha
+from provisiond.sim.pve.permissions import perm_error
 from provisiond.sim.pve.state import (
     DISK_RE,
     FAST_PLUG,
