@@ -395,7 +395,7 @@ def test_every_route_has_the_schemas_permission_rule(
     pve_schema: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     missing = sorted(set(ROUTES) - set(RULES))
-    assert not missing, f"routes without a rule in access.RULES: {missing}"
+    assert not missing, f"routes without a rule in rules.RULES: {missing}"
     for key, rule in RULES.items():
         info = pve_schema[key]
         perms = info.get("permissions", {})
