@@ -5,11 +5,9 @@ schema."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +19,11 @@ from ruamel.yaml import YAML
 from provisiond.core.pve_privileges import BUILTIN_ROLES, PRIVILEGES
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import SimHandle
-from provisiond.sim.pve.access import RULES
 from provisiond.sim.pve.routes import ROUTES
+from provisiond.sim.pve.rules import RULES
 from provisiond.sim.pve.testing import EXAMPLES, proxmox_client, running_simulator
 
 NODE = "cit-gpu-01"
-SCHEMA = Path(__file__).resolve().parents[2] / ".." / "shared" / "proxmox" / "pve-api-schema.json"
 TOKEN = "fleet@pve!k3s"  # privilege-separated, limited to the k3s pool
 ACCESS = {
     "users": [
@@ -79,6 +76,15 @@ def url(sim: SimHandle, path: str) -> str:
     return f"{sim.url}/api2/json{path}"
 
 
+def post_ticket(
+    sim: SimHandle, form: dict[str, str], headers: dict[str, str] | None = None
+) -> requests.Response:
+    """``POST /access/ticket`` with a form body, as a browser logs in."""
+    return requests.post(
+        url(sim, "/access/ticket"), data=form, headers=headers, verify=sim.ca_path, timeout=10
+    )
+
+
 def forbidden(exc: pytest.ExceptionInfo[ResourceException]) -> str:
     assert exc.value.status_code == 403
     return str(exc.value.content)  # proxmoxer puts the reason phrase here
@@ -88,12 +94,7 @@ def forbidden(exc: pytest.ExceptionInfo[ResourceException]) -> str:
 
 
 def test_ticket_login_formats_and_use(sim: SimHandle) -> None:
-    resp = requests.post(
-        url(sim, "/access/ticket"),
-        data={"username": "fleet@pve", "password": "fleetpw"},
-        verify=sim.ca_path,
-        timeout=10,
-    )
+    resp = post_ticket(sim, {"username": "fleet@pve", "password": "fleetpw"})
     assert resp.status_code == 200
     data = resp.json()["data"]
     assert data["username"] == "fleet@pve"
@@ -120,28 +121,18 @@ def test_failed_login_is_a_delayed_json_401(sim: SimHandle) -> None:
         {"username": "fleet", "realm": "pve", "password": "wrong"},
     ):
         started = time.monotonic()
-        resp = requests.post(url(sim, "/access/ticket"), data=form, verify=sim.ca_path, timeout=10)
+        resp = post_ticket(sim, form)
         assert time.monotonic() - started >= 0.2
         assert (resp.status_code, resp.reason) == (401, "authentication failure")
         assert resp.json() == {"data": None, "message": "authentication failure\n"}
     with pytest.raises(AuthenticationError):
         proxmox_client(sim, user="fleet@pve", password="wrong")
-    ok = requests.post(
-        url(sim, "/access/ticket"),
-        data={"username": "fleet", "realm": "pve", "password": "fleetpw"},
-        verify=sim.ca_path,
-        timeout=10,
-    )
+    ok = post_ticket(sim, {"username": "fleet", "realm": "pve", "password": "fleetpw"})
     assert ok.json()["data"]["username"] == "fleet@pve"
 
 
 def test_writes_need_the_csrf_token(sim: SimHandle) -> None:
-    login = requests.post(
-        url(sim, "/access/ticket"),
-        data={"username": "root@pam", "password": "rootpw"},
-        verify=sim.ca_path,
-        timeout=10,
-    ).json()["data"]
+    login = post_ticket(sim, {"username": "root@pam", "password": "rootpw"}).json()["data"]
     cookies = {"PVEAuthCookie": login["ticket"]}
     body = {"id": "gpu-x", "map": f"node={NODE},path=0000:01:00.0,id=10de:20f1"}
     # GET needs no CSRF token
@@ -178,12 +169,10 @@ def test_writes_need_the_csrf_token(sim: SimHandle) -> None:
 
 
 def test_tokens_cannot_get_tickets(sim: SimHandle) -> None:
-    resp = requests.post(
-        url(sim, "/access/ticket"),
-        data={"username": "root@pam", "password": "rootpw"},
+    resp = post_ticket(
+        sim,
+        {"username": "root@pam", "password": "rootpw"},
         headers={"Authorization": f"PVEAPIToken={sim.token}"},
-        verify=sim.ca_path,
-        timeout=10,
     )
     assert (resp.status_code, resp.reason) == (
         403,
@@ -402,22 +391,13 @@ def test_create_pci_mapping(sim: SimHandle) -> None:
 # -- the permission table against the PVE 8.4 schema --------------------------------------------
 
 
-def test_every_route_has_the_schemas_permission_rule() -> None:
-    if not SCHEMA.exists():
-        pytest.fail(f"the PVE API schema is expected at {SCHEMA}")
-    index: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for n in nodes:
-            for method, info in n.get("info", {}).items():
-                index[(method, n["path"])] = info
-            walk(n.get("children", []))
-
-    walk(json.loads(SCHEMA.read_text()))
+def test_every_route_has_the_schemas_permission_rule(
+    pve_schema: dict[tuple[str, str], dict[str, Any]],
+) -> None:
     missing = sorted(set(ROUTES) - set(RULES))
-    assert not missing, f"routes without a rule in access.RULES: {missing}"
+    assert not missing, f"routes without a rule in rules.RULES: {missing}"
     for key, rule in RULES.items():
-        info = index[key]
+        info = pve_schema[key]
         perms = info.get("permissions", {})
         assert (rule.check.schema() if rule.check else None) == perms.get("check"), key
         assert rule.user == perms.get("user"), key

@@ -4,8 +4,6 @@ schema's ``returns`` promises."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,31 +11,14 @@ from proxmoxer.tools import Tasks
 
 from provisiond.sim.pve.params import ENDPOINTS, Endpoint
 
-SCHEMA = Path(__file__).resolve().parents[2] / ".." / "shared" / "proxmox" / "pve-api-schema.json"
 NODE = "cit-gpu-01"
-
-
-@pytest.fixture(scope="module")
-def schema() -> dict[tuple[str, str], dict[str, Any]]:
-    if not SCHEMA.exists():
-        pytest.fail(f"the PVE API schema is expected at {SCHEMA}")
-    index: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for n in nodes:
-            for method, info in n.get("info", {}).items():
-                index[(method, n["path"])] = info
-            walk(n.get("children", []))
-
-    walk(json.loads(SCHEMA.read_text()))
-    return index
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
 def test_parameters_match_the_schema(
-    endpoint: Endpoint, schema: dict[tuple[str, str], dict[str, Any]]
+    endpoint: Endpoint, pve_schema: dict[tuple[str, str], dict[str, Any]]
 ) -> None:
-    info = schema.get((endpoint.method, endpoint.path))
+    info = pve_schema.get((endpoint.method, endpoint.path))
     assert info is not None, "route not in the PVE schema"
     props = info["parameters"].get("properties", {})
     assert info["parameters"].get("additionalProperties") == 0

@@ -5,10 +5,7 @@ log that lets tests count retries per call."""
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +14,9 @@ from typing import Any
 import pytest
 import requests
 from migrate_lab import lab
-from proxmoxer import ProxmoxAPI, ResourceException
+from proxmoxer import ResourceException
 from proxmoxer.tools import Tasks
+from serve_process import INFERNO, serve, serve_to_exit
 
 from provisiond.sim.pve.faults import FaultPlan, RequestFault
 from provisiond.sim.pve.testing import proxmox_client, running_simulator
@@ -188,28 +186,10 @@ def test_faults_file_for_sim_serve(tmp_path: Path) -> None:
         "events:\n"
         "  - {host: pve3, state: offline, after: 0}\n"
     )
-    cmd = [sys.executable, "-m", "provisiond", "sim", "serve", "--topology", str(topology)]
-    proc = subprocess.Popen(
-        [*cmd, "--time-scale", "0.002", "--faults", str(faults)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline().rstrip("\n") for _ in range(3)]
-        port = int(lines[0].rsplit(":", 1)[1])
-        ca = lines[1].removeprefix("ca: ")
-        m = re.fullmatch(r"token: (\S+)!(\S+)=(\S+)", lines[2])
-        assert m is not None
-        api = ProxmoxAPI(
-            "127.0.0.1",
-            port=port,
-            user=m.group(1),
-            token_name=m.group(2),
-            token_value=m.group(3),
-            verify_ssl=ca,
-        )
+    with serve(
+        topology, "--time-scale", "0.002", "--faults", str(faults), stop=signal.SIGINT
+    ) as served:
+        api = served.api()
         assert fails(api.version.get).status_code == 503
         assert api.version.get()["release"] == "8.4"
         assert fails(api.nodes("pve3").qemu.get).status_code == 595
@@ -217,29 +197,12 @@ def test_faults_file_for_sim_serve(tmp_path: Path) -> None:
         assert Tasks.blocking_status(api, upid, polling_interval=0.01)["exitstatus"] == (
             "start failed: boom"
         )
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert served.proc.returncode == 0
 
 
 def test_bad_faults_file_exits_1(tmp_path: Path) -> None:
     faults = tmp_path / "faults.yaml"
     faults.write_text("requests:\n  - {path: /version, rate: 2}\n")
-    topology = Path(__file__).resolve().parents[2] / "config/examples/inferno/topology.yaml"
-    out = subprocess.run(
-        [
-            sys.executable,
-            *("-m", "provisiond", "sim", "serve"),
-            "--topology",
-            str(topology),
-            "--faults",
-            str(faults),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    out = serve_to_exit(INFERNO, "--faults", str(faults))
     assert out.returncode == 1
     assert "faults.yaml" in out.stderr

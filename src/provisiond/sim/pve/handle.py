@@ -294,11 +294,11 @@ class SimHandle:
 
     def expire_tickets(self) -> None:
         """Every ticket (and CSRF token) issued so far expires now."""
-        self.call(lambda c: c.access.expire_tickets())
+        self.call(lambda c: c.access.tickets.expire())
 
     def set_ticket_lifetime(self, seconds: float) -> None:
         """Ticket lifetime in wall-clock seconds (default 7200, PVE's 2 h)."""
-        self.call(lambda c: setattr(c.access, "ticket_lifetime", seconds))
+        self.call(lambda c: setattr(c.access.tickets, "lifetime", seconds))
 
     def set_auth_delay(self, seconds: float) -> None:
         """The delay before every 401, in simulated seconds (times ``time_scale``; default 3)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from provisiond.sim.pve.handlers import Handler, access, cluster, migrate, qemu
+from provisiond.sim.pve.handlers import Handler, access, cluster, migrate, power, qemu, volumes
 from provisiond.sim.pve.params import BY_ROUTE, Endpoint
 
 _Q = "/nodes/{node}/qemu/{vmid}"
@@ -36,14 +36,14 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", f"{_Q}/config"): qemu.post_config,
     ("GET", f"{_Q}/pending"): qemu.get_pending,
     ("GET", f"{_Q}/status/current"): qemu.status_current,
-    ("POST", f"{_Q}/status/start"): qemu.start,
-    ("POST", f"{_Q}/status/stop"): qemu.stop,
-    ("POST", f"{_Q}/status/shutdown"): qemu.shutdown,
-    ("POST", f"{_Q}/status/reboot"): qemu.reboot,
-    ("POST", f"{_Q}/clone"): qemu.clone,
-    ("POST", f"{_Q}/template"): qemu.template,
-    ("DELETE", _Q): qemu.destroy,
-    ("PUT", f"{_Q}/resize"): qemu.resize,
+    ("POST", f"{_Q}/status/start"): power.start,
+    ("POST", f"{_Q}/status/stop"): power.stop,
+    ("POST", f"{_Q}/status/shutdown"): power.shutdown,
+    ("POST", f"{_Q}/status/reboot"): power.reboot,
+    ("POST", f"{_Q}/clone"): volumes.clone,
+    ("POST", f"{_Q}/template"): volumes.template,
+    ("DELETE", _Q): volumes.destroy,
+    ("PUT", f"{_Q}/resize"): volumes.resize,
     ("GET", f"{_Q}/migrate"): migrate.precondition,
     ("POST", f"{_Q}/migrate"): migrate.migrate,
 }

@@ -4,8 +4,8 @@ runs it on its own thread and loop so blocking clients (proxmoxer) can call it i
 Per request, in order: route match (501 ``Method '<M> <path>' not implemented``), request count
 per (method, endpoint template), authentication by API token or ticket + CSRF token
 (``access.py``; 401 after PVE's 3 s delay, scaled by ``time_scale``), parameter merge (query over
-body), the endpoint's permission rule (``access.RULES``; 403), verification against
-``params.py``, the ``before`` hold, the handler, the ``after`` hold, then the response:
+body), the endpoint's permission rule (``rules.RULES``; 403), verification against
+``params``, the ``before`` hold, the handler, the ``after`` hold, then the response:
 ``{"data": …}`` or PVE's error envelope with the message's first line as the HTTP reason phrase.
 """
 
@@ -28,11 +28,13 @@ from aiohttp import web
 
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import certs
-from provisiond.sim.pve.access import ALL, RULES, AuthFailureError, Rule, perm_error
+from provisiond.sim.pve.access import AuthFailureError
 from provisiond.sim.pve.errors import PveError
 from provisiond.sim.pve.faults import FaultPlan, Injector, run_events
 from provisiond.sim.pve.handlers import Call, Listing
+from provisiond.sim.pve.permissions import perm_error
 from provisiond.sim.pve.routes import match
+from provisiond.sim.pve.rules import ALL, RULES, Rule
 from provisiond.sim.pve.state import Cluster
 from provisiond.sim.pve.tasks import Hold
 from provisiond.sim.pve.validation import validate

@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 
 from provisiond.sim.pve.errors import ParamError
-from provisiond.sim.pve.params import NUMBERED, Endpoint, P
+from provisiond.sim.pve.params.qemu import NUMBERED
+from provisiond.sim.pve.params.schema import Endpoint, P
 
 Value = str | int
 

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from provisiond.sim.pve.access import Perms
-from provisiond.sim.pve.state import Cluster, Value
+from provisiond.sim.pve.permissions import Perms
+from provisiond.sim.pve.state import Cluster, Value, VmState
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,10 @@ class Call:
 
     def flag(self, name: str) -> bool:
         return bool(self.params.get(name, 0))
+
+    def vm(self) -> VmState:
+        """The VM of a ``…/qemu/{vmid}`` path (PVE's error when its config is not on the node)."""
+        return self.cluster.vm(str(self.params["node"]), int(self.params["vmid"]))
 
     @property
     def is_root(self) -> bool:

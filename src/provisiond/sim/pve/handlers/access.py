@@ -33,7 +33,7 @@ async def create_ticket(call: Call) -> object:
             return {"username": user}
     except PveError:
         raise PveError("authentication failure", status=401) from None
-    ticket, csrf = access.issue_ticket(user)
+    ticket, csrf = access.tickets.issue(user)
     perms = access.for_user(user)
     out: dict[str, object] = {
         "ticket": ticket,

@@ -20,6 +20,7 @@ import time
 
 from provisiond.sim.pve.errors import ParamError, PveError, TaskError
 from provisiond.sim.pve.handlers import Call, ha
+from provisiond.sim.pve.handlers.guards import check_lock
 from provisiond.sim.pve.state import HOSTPCI_RE, Cluster, GiB, VmState, parse_disk_size
 from provisiond.sim.pve.tasks import DURATIONS, Body, TaskContext
 from provisiond.sim.pve.validation import split_propstring
@@ -31,15 +32,6 @@ ROOT_ONLY = ("force", "migration_type", "migration_network")
 
 class _AbortError(Exception):
     """A prepare/phase-1 error: logged as ``migration aborted (…): <text>``."""
-
-
-def _vm(call: Call) -> VmState:
-    return call.cluster.vm(str(call.params["node"]), int(call.params["vmid"]))
-
-
-def _check_lock(vm: VmState) -> None:
-    if vm.lock is not None:
-        raise PveError(f"VM is locked ({vm.lock})")
 
 
 def _storage_map(value: str | None) -> dict[str, str] | str | None:
@@ -109,8 +101,8 @@ def _live_capable(cluster: Cluster, mapping_id: str) -> bool:
 
 async def precondition(call: Call) -> object:
     cluster = call.cluster
-    vm = _vm(call)
-    _check_lock(vm)
+    vm = call.vm()
+    check_lock(vm)
     target = call.get_str("target")
     if target is not None and target not in cluster.nodes:
         raise PveError(f"no such cluster node '{target}'")
@@ -176,8 +168,8 @@ async def migrate(call: Call) -> object:
     for option in ROOT_ONLY:
         if option in call.params and not call.is_root:
             raise ParamError({option: "Only root may use this option."})
-    vm = _vm(call)
-    _check_lock(vm)
+    vm = call.vm()
+    check_lock(vm)
     online = call.flag("online")
     if vm.running and not online:
         raise PveError("can't migrate running VM without --online")

@@ -1,0 +1,126 @@
+"""Which privileges a VM config change needs: qemu-server's ``check_vm_modify_config_perm``,
+``check_hostpci_perm`` and ``check_storage_access`` for create and config writes (and
+``check_mapping_access`` for a clone). root@pam passes every check; anyone else gets PVE's 403
+texts, or a 500 for keys only root may set.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.state import DISK_RE, HOSTPCI_RE, NET_RE, Value
+from provisiond.sim.pve.validation import split_propstring
+
+if TYPE_CHECKING:
+    from provisiond.sim.pve.handlers import Call
+
+
+def check_hostpci_perm(
+    call: Call,
+    changes: dict[str, Value],
+    vmid: int,
+    pool: str | None = None,
+    *,
+    hwtype: bool = True,
+) -> None:
+    """qs ``check_hostpci_perm``: anyone but root@pam (tokens included) needs ``mapping=``, then
+    Mapping.Use on ``/mapping/pci/<id>`` and VM.Config.HWType on the VM (a clone's
+    ``check_mapping_access`` asks only for Mapping.Use: ``hwtype=False``)."""
+    for key, value in sorted(changes.items()):
+        if HOSTPCI_RE.match(key) and not call.is_root:
+            props = split_propstring(str(value), "host")
+            if "mapping" not in props:
+                if "host" in props:
+                    raise PveError(f"only root can set '{key}' config for non-mapped devices")
+                raise PveError("either 'host' or 'mapping' must be set.")
+            call.perms.check(f"/mapping/pci/{props['mapping']}", ["Mapping.Use"])
+            if hwtype:
+                call.perms.check_vm(vmid, pool, ["VM.Config.HWType"])
+
+
+# qs API2/Qemu.pm option groups of ``check_vm_modify_config_perm``
+CPU_OPTIONS = frozenset(
+    {"cores", "cpu", "cpulimit", "cpuunits", "numa", "smp", "sockets", "vcpus", "affinity"}
+)
+MEMORY_OPTIONS = frozenset({"memory", "balloon", "shares"})
+HWTYPE_OPTIONS = frozenset(
+    {"acpi", "hotplug", "kvm", "machine", "scsihw", "smbios1", "tablet", "vga", "watchdog"}
+)
+GENERAL_OPTIONS = frozenset(
+    {
+        "agent",
+        "autostart",
+        "bios",
+        "description",
+        "keyboard",
+        "localtime",
+        "migrate_downtime",
+        "migrate_speed",
+        "name",
+        "onboot",
+        "ostype",
+        "protection",
+        "reboot",
+        "startdate",
+        "startup",
+        "tdf",
+        "template",
+        "tags",  # assert_tag_permissions: VM.Config.Options (privileged tags not simulated)
+    }
+)
+DISK_OPTIONS = frozenset({"boot", "bootdisk", "vmstatestorage"})
+CLOUDINIT_OPTIONS = frozenset(
+    {"cicustom", "cipassword", "citype", "ciuser", "ciupgrade", "nameserver", "searchdomain"}
+    | {"sshkeys"}
+)
+
+
+def _config_privilege(key: str, value: Value | None) -> tuple[tuple[str, ...], bool]:
+    """The privileges (and any-of flag) a config key needs; PveError for root-only keys."""
+    if DISK_RE.match(key) or key.startswith("unused"):
+        cdrom = value is not None and "media=cdrom" in str(value)
+        return ("VM.Config.CDROM" if cdrom else "VM.Config.Disk",), False
+    if key.startswith("serial"):
+        if value is not None and str(value) != "socket":
+            raise PveError(f"only root can modify '{key}' config for real devices")
+        return ("VM.Config.HWType",), False
+    groups = (
+        (CPU_OPTIONS, "VM.Config.CPU"),
+        (MEMORY_OPTIONS, "VM.Config.Memory"),
+        (HWTYPE_OPTIONS, "VM.Config.HWType"),
+        (GENERAL_OPTIONS, "VM.Config.Options"),
+        (DISK_OPTIONS, "VM.Config.Disk"),
+    )
+    for options, priv in groups:
+        if key in options:
+            return (priv,), False
+    if NET_RE.match(key):
+        return ("VM.Config.Network",), False
+    if key in CLOUDINIT_OPTIONS or key.startswith("ipconfig"):
+        return ("VM.Config.Cloudinit", "VM.Config.Network"), True
+    raise PveError(f"only root can set '{key}' config")
+
+
+def check_config_perms(
+    call: Call, vmid: int, pool: str | None, changes: dict[str, Value], removed: list[str]
+) -> None:
+    """qs ``check_vm_modify_config_perm`` (removed keys first, then the set ones) and
+    ``check_storage_access``: a new volume ``<storage>:<GiB>`` needs Datastore.AllocateSpace
+    on ``/storage/<storage>``. hostpci keys are ``check_hostpci_perm``'s."""
+    if call.is_root:
+        return
+    items: list[tuple[str, Value | None]] = [(k, None) for k in sorted(removed)]
+    items += sorted(changes.items())
+    for key, value in items:
+        if HOSTPCI_RE.match(key):
+            continue
+        privs, any_ = _config_privilege(key, value)
+        call.perms.check_vm(vmid, pool, privs, any_=any_)
+    for key, value in sorted(changes.items()):
+        if DISK_RE.match(key):
+            file = split_propstring(str(value), "file").get("file", "")
+            storage, _, size = file.partition(":")
+            if re.fullmatch(r"\d+(\.\d+)?", size):
+                call.perms.check(f"/storage/{storage}", ["Datastore.AllocateSpace"])

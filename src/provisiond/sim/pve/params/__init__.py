@@ -1,0 +1,24 @@
+"""The simulator's own table of the endpoints it serves and their parameters.
+
+Every request is checked against this table before a handler runs, as pveproxy checks it against
+the method's JSON schema: a parameter the table lacks is refused with PVE's
+``property is not defined in schema …`` text, even where real PVE would accept it (the simulator
+serves a subset of each method's parameters; docs/simulator.md lists what that means).
+The table's facts come from the PVE 8.4 API schema; ``tests/sim/test_pve_contract.py`` checks it
+against ``../shared/proxmox/pve-api-schema.json`` parameter by parameter.
+
+One module per endpoint family (``cluster``, ``qemu``, ``access``) over the shapes in
+``schema``. ``propstring=True`` marks a property-string format (a dict in the schema); the
+simulator parses those values itself (``validation.py``).
+"""
+
+from __future__ import annotations
+
+from provisiond.sim.pve.params import access, cluster, qemu
+from provisiond.sim.pve.params.schema import Endpoint, P
+
+__all__ = ["BY_ROUTE", "ENDPOINTS", "Endpoint", "P"]
+
+ENDPOINTS: tuple[Endpoint, ...] = (*cluster.ENDPOINTS, *qemu.ENDPOINTS, *access.ENDPOINTS)
+BY_ROUTE: dict[tuple[str, str], Endpoint] = {(e.method, e.path): e for e in ENDPOINTS}
+assert len(BY_ROUTE) == len(ENDPOINTS), "one table entry per route"

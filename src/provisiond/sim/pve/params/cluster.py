@@ -1,0 +1,114 @@
+"""Parameters of the cluster-wide and per-node endpoints: version, resources, next id, status,
+tasks, PCI mappings (read), pools, nodes, node status, PCI hardware, storage and task logs."""
+
+from __future__ import annotations
+
+from provisiond.sim.pve.params.schema import NODE, OPTIONAL_VMID, Endpoint, P
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/version", {}, returns=("release", "repoid", "version")),
+    Endpoint(
+        "GET",
+        "/cluster/resources",
+        {"type": P("string", enum=("vm", "storage", "node", "sdn"))},
+        returns=("id", "type"),
+    ),
+    Endpoint("GET", "/cluster/nextid", {"vmid": OPTIONAL_VMID}),
+    Endpoint("GET", "/cluster/status", {}, returns=("id", "name", "type")),
+    Endpoint("GET", "/cluster/tasks", {}, returns=("upid",)),
+    Endpoint(
+        "GET",
+        "/cluster/mapping/pci",
+        {"check-node": P("string", fmt="pve-node")},
+        returns=("description", "id", "map"),
+    ),
+    Endpoint(
+        "GET",
+        "/cluster/mapping/pci/{id}",
+        {"id": P("string", optional=False, fmt="pve-configid")},
+    ),
+    Endpoint(
+        "GET",
+        "/pools",
+        {
+            "poolid": P("string", fmt="pve-poolid"),
+            "type": P("string", enum=("qemu", "lxc", "storage")),
+        },
+        returns=("poolid",),
+    ),
+    Endpoint("GET", "/nodes", {}, returns=("node", "status")),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/status",
+        {"node": NODE},
+        returns=(
+            "boot-info",
+            "cpu",
+            "cpuinfo",
+            "current-kernel",
+            "loadavg",
+            "memory",
+            "pveversion",
+            "rootfs",
+        ),
+    ),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/hardware/pci",
+        {
+            "node": NODE,
+            "pci-class-blacklist": P("string", fmt="string-list"),
+            "verbose": P("boolean"),
+        },
+        returns=("class", "device", "id", "iommugroup", "vendor"),
+    ),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/storage",
+        {
+            "content": P("string", fmt="pve-storage-content-list"),
+            "enabled": P("boolean"),
+            "format": P("boolean"),
+            "node": NODE,
+            "storage": P("string", fmt="pve-storage-id"),
+            "target": P("string", fmt="pve-node"),
+        },
+        returns=("content", "storage", "type"),
+    ),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/tasks",
+        {
+            "errors": P("boolean"),
+            "limit": P("integer", minimum=0),
+            "node": NODE,
+            "since": P("integer"),
+            "source": P("string", enum=("archive", "active", "all")),
+            "start": P("integer", minimum=0),
+            "statusfilter": P("string", fmt="pve-task-status-type-list"),
+            "typefilter": P("string"),
+            "until": P("integer"),
+            "userfilter": P("string"),
+            "vmid": OPTIONAL_VMID,
+        },
+        returns=("id", "node", "pid", "pstart", "starttime", "type", "upid", "user"),
+    ),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/tasks/{upid}/status",
+        {"node": NODE, "upid": P("string", optional=False)},
+        returns=("id", "node", "pid", "pstart", "starttime", "status", "type", "upid", "user"),
+    ),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/tasks/{upid}/log",
+        {
+            "download": P("boolean"),
+            "limit": P("integer", minimum=0),
+            "node": NODE,
+            "start": P("integer", minimum=0),
+            "upid": P("string", optional=False),
+        },
+        returns=("n", "t"),
+    ),
+)
