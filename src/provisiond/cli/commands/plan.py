@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,17 +27,23 @@ from rich.console import Console
 
 from provisiond.adapters.specfile import load_desired
 from provisiond.app import build_proxmox, privilege_problems, proxmox_connection
-from provisiond.commands.simulated import settings_for
+from provisiond.cli import sandbox
+from provisiond.cli.arguments import (
+    Commands,
+    add_command,
+    add_settings_flags,
+    print_error,
+    print_spec_error,
+    settings_overrides,
+)
+from provisiond.cli.report import plan_to_json, print_plan
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
 from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Plan
 from provisiond.core.planner import plan as make_plan
 from provisiond.logging import configure_logging
-from provisiond.report import plan_to_json, print_plan
 from provisiond.settings import Settings, load_settings
-from provisiond.sim.pve.server import SimServer
-from provisiond.sim.pve.testing import load_topology
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -47,17 +52,12 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
 def _settings(args: argparse.Namespace) -> Iterator[Settings]:
     """Settings for a real cluster, or for a simulator started from ``--sim DIR``."""
     if args.sim is None:
-        overrides = {"spec": {"paths": [Path(p) for p in args.spec]}} if args.spec else {}
-        yield load_settings(args.config, overrides)
+        yield load_settings(args.config, settings_overrides(spec=args.spec))
         return
     sim_dir = Path(args.sim)
-    server = SimServer(load_topology(sim_dir / "topology.yaml"), time_scale=0.01)
-    server.start()
-    try:
+    with sandbox.simulated(sim_dir / "topology.yaml", time_scale=0.01) as sim:
         spec = [Path(p) for p in args.spec] if args.spec else [sim_dir / "fleet.yaml"]
-        yield settings_for(server, spec)
-    finally:
-        server.stop()
+        yield sandbox.settings_for(sim, spec)
 
 
 async def _observe(settings: Settings, desired: DesiredState) -> tuple[ObservedState, list[str]]:
@@ -87,13 +87,10 @@ def _run(args: argparse.Namespace) -> int:
             observed, lacking = asyncio.run(_observe(settings, desired))
             result = make_plan(desired, observed, now=time.time())
     except SpecError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(f"error: the fleet spec is invalid ({len(exc.issues)} problems)", file=sys.stderr)
-        return EXIT_ERROR
-    except (ProvisiondError, OSError, ValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        verdict = f"error: the fleet spec is invalid ({len(exc.issues)} problems)"
+        return print_spec_error(exc, verdict)
+    except (ProvisiondError, sandbox.SandboxError, OSError, ValidationError) as exc:
+        return print_error(exc)
     unseen = observed.unobserved
     warnings = list(lacking)
     warnings += [
@@ -115,20 +112,9 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(result, detailed=args.detailed_exitcode)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "plan",
-        help="show what provisiond would change (never writes)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--spec",
-        action="append",
-        metavar="PATH",
-        help="fleet spec file or directory (repeatable; default: settings spec.paths)",
-    )
-    p.add_argument("--config", type=Path, help="settings file (or PROVISIOND_CONFIG)")
+def register(commands: Commands) -> None:
+    p = add_command(commands, "plan", "show what provisiond would change (never writes)", __doc__)
+    add_settings_flags(p, spec_default="; default: settings spec.paths")
     p.add_argument(
         "--sim",
         metavar="DIR",
