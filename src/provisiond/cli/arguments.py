@@ -53,6 +53,12 @@ def add_settings_flags(parser: argparse.ArgumentParser, *, spec_default: str = "
     )
 
 
+def add_output_flags(parser: argparse.ArgumentParser, *, exit_flag: str, exit_help: str) -> None:
+    """``--output text|json`` and the command's flag that makes the exit code say more."""
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument(exit_flag, action="store_true", help=exit_help)
+
+
 def settings_overrides(
     *, spec: list[str] | None = None, read_only: bool = False, interval: float | None = None
 ) -> dict[str, Any]:

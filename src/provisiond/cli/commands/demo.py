@@ -24,7 +24,7 @@ from rich.console import Console
 
 from provisiond import app
 from provisiond.cli import sandbox
-from provisiond.cli.arguments import Commands, add_command, print_error
+from provisiond.cli.arguments import Commands, add_command, add_output_flags, print_error
 from provisiond.cli.progress import Progress
 from provisiond.cli.summary import build_summary, print_summary
 from provisiond.core.errors import ConfigError
@@ -182,12 +182,11 @@ def register(commands: Commands) -> None:
         help="simulated task time multiplier (default 0.05: twenty times faster); the daemon "
         "polls tasks and backs off as much faster",
     )
-    p.add_argument(
-        "--exit-when-converged",
-        action="store_true",
-        help="exit once converged: 0 nothing blocked, 3 blocked items or conflicts",
+    add_output_flags(
+        p,
+        exit_flag="--exit-when-converged",
+        exit_help="exit once converged: 0 nothing blocked, 3 blocked items or conflicts",
     )
-    p.add_argument("--output", choices=["text", "json"], default="text")
     p.add_argument(
         "--timeout", type=float, default=300.0, help="give up (exit 1) if not converged by then"
     )

@@ -27,15 +27,7 @@ from rich.console import Console
 
 from provisiond.adapters.specfile import load_desired
 from provisiond.app import build_proxmox, privilege_problems, proxmox_connection
-from provisiond.cli import sandbox
-from provisiond.cli.arguments import (
-    Commands,
-    add_command,
-    add_settings_flags,
-    print_error,
-    print_spec_error,
-    settings_overrides,
-)
+from provisiond.cli import arguments, sandbox
 from provisiond.cli.report import plan_to_json, print_plan
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
@@ -52,7 +44,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
 def _settings(args: argparse.Namespace) -> Iterator[Settings]:
     """Settings for a real cluster, or for a simulator started from ``--sim DIR``."""
     if args.sim is None:
-        yield load_settings(args.config, settings_overrides(spec=args.spec))
+        yield load_settings(args.config, arguments.settings_overrides(spec=args.spec))
         return
     sim_dir = Path(args.sim)
     with sandbox.simulated(sim_dir / "topology.yaml", time_scale=0.01) as sim:
@@ -88,9 +80,9 @@ def _run(args: argparse.Namespace) -> int:
             result = make_plan(desired, observed, now=time.time())
     except SpecError as exc:
         verdict = f"error: the fleet spec is invalid ({len(exc.issues)} problems)"
-        return print_spec_error(exc, verdict)
+        return arguments.print_spec_error(exc, verdict)
     except (ProvisiondError, sandbox.SandboxError, OSError, ValidationError) as exc:
-        return print_error(exc)
+        return arguments.print_error(exc)
     unseen = observed.unobserved
     warnings = list(lacking)
     warnings += [
@@ -112,18 +104,19 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(result, detailed=args.detailed_exitcode)
 
 
-def register(commands: Commands) -> None:
-    p = add_command(commands, "plan", "show what provisiond would change (never writes)", __doc__)
-    add_settings_flags(p, spec_default="; default: settings spec.paths")
+def register(commands: arguments.Commands) -> None:
+    p = arguments.add_command(
+        commands, "plan", "show what provisiond would change (never writes)", __doc__
+    )
+    arguments.add_settings_flags(p, spec_default="; default: settings spec.paths")
     p.add_argument(
         "--sim",
         metavar="DIR",
         help="plan against a simulator started from DIR/topology.yaml (spec: DIR/fleet.yaml)",
     )
-    p.add_argument("--output", choices=["text", "json"], default="text")
-    p.add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="exit 0 in line, 2 actions planned, 3 only blocked items or conflicts",
+    arguments.add_output_flags(
+        p,
+        exit_flag="--detailed-exitcode",
+        exit_help="exit 0 in line, 2 actions planned, 3 only blocked items or conflicts",
     )
     p.set_defaults(handler=_run)
