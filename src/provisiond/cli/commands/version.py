@@ -10,7 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from provisiond import __version__
 from provisiond.cli.arguments import Commands, add_command
 
-_COMPONENTS = ("proxmoxer", "kubernetes", "aiomqtt", "pydantic")
+# The libraries provisiond drives today (Kubernetes and MQTT clients join when they are used).
+_COMPONENTS = ("proxmoxer", "pydantic")
 
 
 def _versions() -> dict[str, str]:
