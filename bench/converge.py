@@ -26,7 +26,8 @@ from pathlib import Path
 
 import structlog
 
-from provisiond import daemon as assembly
+from provisiond import app
+from provisiond.cli.sandbox import executor_settings
 from provisiond.runtime.results import ActionResult
 from provisiond.settings import Settings
 from provisiond.sim.pve.tasks import CLONE_FULL_MAX, CLONE_SECONDS_PER_GIB, DURATIONS
@@ -104,9 +105,10 @@ def main() -> int:
                 "max_concurrent_requests": 8,
             },
             spec={"paths": [spec]},  # type: ignore[arg-type]
+            executor=executor_settings(args.time_scale),  # type: ignore[arg-type]
         )
         counter = Counter()
-        built = assembly.build_daemon(settings, action_listener=counter, time_scale=args.time_scale)
+        built = app.build_daemon(settings, action_listener=counter)
 
         async def converge() -> tuple[float, int]:
             started = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from provisiond.cli import main
-from provisiond.commands.schema import render
+from provisiond.cli.commands.schema import render
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (ROOT / "config" / "examples").iterdir())

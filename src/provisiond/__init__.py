@@ -1,4 +1,4 @@
-"""provisiond — keeps a Proxmox VE cluster and the Kubernetes nodes in its VMs as declared."""
+"""provisiond — keeps a Proxmox VE cluster, its VMs, their GPUs and their placement as declared."""
 
 from importlib.metadata import PackageNotFoundError, version
 

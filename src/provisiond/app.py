@@ -1,23 +1,44 @@
-"""Wiring: builds the daemon's pieces from settings. The only module that knows the adapters.
+"""Wiring: builds the daemon from settings — ports → adapters → runtime. The only module that
+knows the concrete adapters; nothing in ``core``, ``adapters`` or ``runtime`` imports it.
 
-No singletons: each builder returns fresh objects; the metrics registry is passed in.
+Used by the CLI's ``plan`` (the Proxmox parts only), ``apply``, ``run`` and ``demo``. No
+singletons: every builder returns fresh objects (the metrics registry included) and holds no
+state of its own.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import structlog
 from prometheus_client import CollectorRegistry
 
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
+from provisiond.adapters.specsource import SpecFiles
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ConfigError, ProvisiondError
 from provisiond.core.observed import ObservedState
+from provisiond.core.plan import Plan
+from provisiond.core.planner import plan as core_plan
 from provisiond.core.privileges import missing, needed
-from provisiond.settings import Settings
+from provisiond.logging import configure_logging
+from provisiond.runtime.executor import Executor, ExecutorConfig
+from provisiond.runtime.manager import Manager, Runnable
+from provisiond.runtime.reconciler import CycleListener, Reconciler
+from provisiond.runtime.results import ActionListener
+from provisiond.runtime.specwatch import SpecWatcher
+from provisiond.settings import ExecutorSettings, Settings, load_settings
+
+log = structlog.get_logger("provisiond.app")
+
+# -- Proxmox: connection, client, observer, writer ---------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,39 +51,38 @@ class ProxmoxParts:
         self.client.close()
 
 
+def _credentials(settings: Settings) -> tuple[str | None, str | None, list[str]]:
+    """(identity, secret, the settings still needed): a token, else a user and password."""
+    px = settings.proxmox
+    need = ["proxmox.url"] if px.url is None else []
+    if px.token_id is not None:
+        secret = px.token_secret.get_secret_value() if px.token_secret else None
+        return px.token_id, secret, need + ([] if secret is not None else ["proxmox.token_secret"])
+    if px.user is not None:
+        secret = px.password.get_secret_value() if px.password else None
+        return px.user, secret, need + ([] if secret is not None else ["proxmox.password"])
+    return (
+        None,
+        None,
+        [*need, "proxmox.token_id and proxmox.token_secret (or proxmox.user and password)"],
+    )
+
+
 def proxmox_connection(settings: Settings) -> ProxmoxConnection:
     """The connection settings, checked: a clear error names what is missing."""
     px = settings.proxmox
-    identity: str | None
-    secret: str | None
-    if px.token_id is not None:
-        identity = px.token_id
-        secret = px.token_secret.get_secret_value() if px.token_secret else None
-        missing = [
-            n for n, v in (("proxmox.url", px.url), ("proxmox.token_secret", secret)) if v is None
-        ]
-    elif px.user is not None:
-        identity = px.user
-        secret = px.password.get_secret_value() if px.password else None
-        missing = [
-            n for n, v in (("proxmox.url", px.url), ("proxmox.password", secret)) if v is None
-        ]
-    else:
-        identity = secret = None
-        missing = ["proxmox.url"] if px.url is None else []
-        missing += ["proxmox.token_id and proxmox.token_secret (or proxmox.user and password)"]
-    if missing or px.url is None or identity is None or secret is None:
+    identity, secret, need = _credentials(settings)
+    if need or px.url is None or identity is None or secret is None:
         raise ConfigError(
             "cannot reach Proxmox: set "
-            + ", ".join(missing)
+            + ", ".join(need)
             + " (settings file, PROVISIOND_PROXMOX__* environment, or a secret file/credential)"
         )
-    verify: bool | str = str(px.ca_bundle) if px.ca_bundle is not None else px.verify_tls
     return ProxmoxConnection(
         url=px.url,
         identity=identity,
         secret=secret,
-        verify=verify,
+        verify=str(px.ca_bundle) if px.ca_bundle is not None else px.verify_tls,
         connect_timeout=px.connect_timeout,
         read_timeout=px.read_timeout,
         max_concurrent=px.max_concurrent_requests,
@@ -104,3 +124,116 @@ async def privilege_problems(
 
 def build_metrics() -> Metrics:
     return Metrics(CollectorRegistry(auto_describe=True))
+
+
+# -- the daemon: executor, reconciler, spec watcher, manager -----------------------------------
+
+
+def planner(
+    clock: Callable[[], float] = time.time,
+) -> Callable[[DesiredState, ObservedState], Plan]:
+    """The pure planner with the wall clock plugged in (the planner never reads a clock)."""
+
+    def plan(desired: DesiredState, observed: ObservedState) -> Plan:
+        return core_plan(desired, observed, now=clock())
+
+    return plan
+
+
+def executor_config(executor: ExecutorSettings) -> ExecutorConfig:
+    """Task polling, retries and backoff as the ``executor.*`` settings say."""
+    return ExecutorConfig(
+        poll_initial=executor.task_poll_interval,
+        poll_max=executor.task_poll_max,
+        retry_initial=executor.retry_initial,
+        retry_max=executor.retry_max,
+        backoff_base=executor.backoff_base,
+        backoff_max=executor.backoff_max,
+        requeue_after=executor.requeue_after,
+    )
+
+
+@dataclass(slots=True)
+class Daemon:
+    parts: ProxmoxParts
+    executor: Executor
+    reconciler: Reconciler
+    watcher: SpecWatcher
+    metrics: Metrics
+
+    def close(self) -> None:
+        self.parts.close()
+
+
+def build_daemon(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    action_listener: ActionListener | None = None,
+    cycle_listener: CycleListener | None = None,
+    follow_up: float = 2.0,
+    debounce: float = 0.1,
+    watch_interval: float = 0.5,
+) -> Daemon:
+    metrics = metrics or build_metrics()
+    parts = build_proxmox(proxmox_connection(settings), settings, metrics)
+    executor = Executor(
+        parts.observer,
+        parts.actions,
+        config=executor_config(settings.executor),
+        listener=action_listener,
+    )
+    reconciler = Reconciler(
+        SpecFiles(settings.spec.paths),
+        parts.observer,
+        executor,
+        planner(),
+        interval=settings.daemon.interval,
+        follow_up=follow_up,
+        debounce=debounce,
+        read_only=settings.daemon.read_only,
+        listener=cycle_listener,
+    )
+    watcher = SpecWatcher(reconciler, interval=watch_interval)
+    return Daemon(parts, executor, reconciler, watcher, metrics)
+
+
+def reload_hook(
+    daemon: Daemon, config_file: Path | None, overrides: dict[str, Any]
+) -> Callable[[], None]:
+    """SIGHUP: re-read the settings; apply what can change live, reload the spec."""
+
+    def reload() -> None:
+        try:
+            new = load_settings(config_file, overrides)
+        except Exception as exc:  # noqa: BLE001 - a bad settings file must not stop the daemon
+            log.error("settings_reload_failed", error=str(exc))
+            daemon.reconciler.reload()
+            return
+        configure_logging(fmt=new.log.format, level=new.log.level, secrets=new.secret_values())
+        daemon.reconciler.interval = new.daemon.interval
+        daemon.reconciler.read_only = new.daemon.read_only
+        spec = SpecFiles(new.spec.paths)
+        daemon.reconciler.reload(spec)
+        log.info(
+            "settings_reloaded",
+            interval=new.daemon.interval,
+            read_only=new.daemon.read_only,
+            spec=[str(p) for p in new.spec.paths],
+            note="proxmox connection and executor changes need a restart",
+        )
+
+    return reload
+
+
+def manager(
+    daemon: Daemon,
+    *,
+    on_reload: Callable[[], None] | None = None,
+    extra: Sequence[Runnable] = (),
+) -> Manager:
+    return Manager(
+        [daemon.reconciler, daemon.watcher, *extra],
+        shutdown_timeout=25.0,
+        on_reload=(on_reload,) if on_reload is not None else (),
+    )

@@ -4,10 +4,15 @@ Precedence, highest first: CLI flags > environment (``PROVISIOND_*``, nested wit
 ``PROVISIOND_PROXMOX__URL``) > the settings file (``--config`` or ``PROVISIOND_CONFIG``) >
 defaults. ``config/provisiond.example.yaml`` documents every setting.
 
-Secrets (the Proxmox API token secret) never come from argv. They come, first match wins, from
-the environment/settings file, from ``*_file`` paths, or from systemd credentials
-(``$CREDENTIALS_DIRECTORY/<name>``, ``LoadCredential=``). They are ``SecretStr``: ``repr`` and
-logs show ``**********``; error messages built here never include input values.
+The sources are pydantic-settings' own: init kwargs (the CLI), the environment, a
+``YamlConfigSettingsSource`` for the file, and one small source of ours for systemd credentials
+(their names, ``proxmox-token-secret``, are not field names, so ``secrets_dir`` cannot read them).
+
+Secrets (the Proxmox API token secret, a password) never come from argv. They come, first match
+wins, from the environment/settings file, from ``*_file`` paths, or from systemd credentials
+(``$CREDENTIALS_DIRECTORY/<name>``, ``LoadCredential=``: each becomes the ``*_file`` setting,
+ranked below every other source). They are ``SecretStr``: ``repr`` and logs show
+``**********``; error messages built here never include input values.
 """
 
 from __future__ import annotations
@@ -18,17 +23,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from yaml import YAMLError
 
 from provisiond.core.errors import ConfigError
 
 ENV_PREFIX = "PROVISIOND_"
 CONFIG_ENV = "PROVISIOND_CONFIG"
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
-TOKEN_CREDENTIAL = "proxmox-token-secret"  # noqa: S105 - a credential *name*, not a secret
-PASSWORD_CREDENTIAL = "proxmox-password"  # noqa: S105 - a credential *name*, not a secret
+# systemd credential name -> the (section, key) of the file setting it stands for
+CREDENTIALS = {
+    "proxmox-token-secret": ("proxmox", "token_secret_file"),
+    "proxmox-password": ("proxmox", "password_file"),
+}
 
 
 def _read_secret_file(path: Path, what: str) -> SecretStr:
@@ -84,20 +96,8 @@ class ProxmoxSettings(BaseModel):
     def _resolve_secret(self) -> ProxmoxSettings:
         if self.token_secret is None and self.token_secret_file is not None:
             self.token_secret = _read_secret_file(self.token_secret_file, "proxmox token secret")
-        if self.token_secret is None:
-            creds = os.environ.get(CREDENTIALS_ENV)
-            if creds and (Path(creds) / TOKEN_CREDENTIAL).is_file():
-                self.token_secret = _read_secret_file(
-                    Path(creds) / TOKEN_CREDENTIAL, "proxmox token secret credential"
-                )
         if self.password is None and self.password_file is not None:
             self.password = _read_secret_file(self.password_file, "proxmox password")
-        if self.password is None and self.user is not None:
-            creds = os.environ.get(CREDENTIALS_ENV)
-            if creds and (Path(creds) / PASSWORD_CREDENTIAL).is_file():
-                self.password = _read_secret_file(
-                    Path(creds) / PASSWORD_CREDENTIAL, "proxmox password credential"
-                )
         return self
 
 
@@ -138,6 +138,30 @@ class DaemonSettings(BaseModel):
     read_only: bool = Field(default=False, description="observe, plan and report; act on nothing")
 
 
+class ExecutorSettings(BaseModel):
+    """How actions wait for Proxmox tasks, retry and back off. The defaults suit real Proxmox."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_poll_interval: float = Field(
+        default=0.5,
+        gt=0,
+        description="seconds before the first poll of a Proxmox task; each wait is 1.5x longer",
+    )
+    task_poll_max: float = Field(default=5.0, gt=0, description="longest wait between two polls")
+    retry_initial: float = Field(
+        default=0.5, gt=0, description="seconds before retrying a call that failed transiently"
+    )
+    retry_max: float = Field(default=10.0, gt=0, description="longest wait between retries")
+    backoff_base: float = Field(
+        default=5.0, gt=0, description="seconds a VM whose action failed is left alone (doubling)"
+    )
+    backoff_max: float = Field(default=300.0, gt=0, description="longest such backoff")
+    requeue_after: float = Field(
+        default=10.0, gt=0, description="seconds before a locked VM (backup, migration) is retried"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -150,6 +174,18 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     spec: SpecSettings = Field(default_factory=SpecSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files: by design
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - see SystemdCredentials
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, SystemdCredentials(settings_cls))
 
     def secret_values(self) -> list[str]:
         """Every secret value held, for the log redactor (``configure_logging(secrets=…)``)."""
@@ -157,38 +193,38 @@ class Settings(BaseSettings):
         return [s.get_secret_value() for s in (px.token_secret, px.password) if s is not None]
 
 
-class _FileSource(PydanticBaseSettingsSource):
-    """The settings file's contents, ranked below the environment."""
-
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
+class SystemdCredentials(PydanticBaseSettingsSource):
+    """systemd credentials (``$CREDENTIALS_DIRECTORY/<name>``) as the ``*_file`` settings they
+    stand for; ranked last, so any other source's secret or file wins."""
 
     def get_field_value(
         self,
         field: FieldInfo,  # noqa: ARG002 - signature fixed by PydanticBaseSettingsSource
-        field_name: str,
+        field_name: str,  # noqa: ARG002
     ) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
+        return None, "", False  # __call__ builds the whole mapping
 
     def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
+        directory = os.environ.get(CREDENTIALS_ENV)
+        out: dict[str, Any] = {}
+        for name, (section, key) in CREDENTIALS.items():
+            if directory and (Path(directory) / name).is_file():
+                out.setdefault(section, {})[key] = Path(directory) / name
+        return out
 
 
-def _read_settings_file(path: Path) -> dict[str, Any]:
+def _file_source(path: Path) -> YamlConfigSettingsSource:
+    """The settings file, read now so that its problems are reported as such."""
+    if not path.is_file():
+        raise ConfigError(f"cannot read settings file {path}: not a file")
     try:
-        text = path.read_text(encoding="utf-8")
+        return YamlConfigSettingsSource(Settings, yaml_file=path)
     except OSError as exc:
         raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from None
-    try:
-        data = YAML(typ="safe").load(text)
     except YAMLError as exc:
         raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"settings file {path} must be a mapping at the top level")
-    return data
+    except (TypeError, ValueError):  # the source turns the top level into a dict
+        raise ConfigError(f"settings file {path} must be a mapping at the top level") from None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -205,7 +241,7 @@ def load_settings(
     """Build the settings. ``overrides`` are CLI values (highest precedence), nested dicts."""
     if config_file is None and os.environ.get(CONFIG_ENV):
         config_file = Path(os.environ[CONFIG_ENV])
-    file_data = _read_settings_file(config_file) if config_file is not None else {}
+    file_source = _file_source(config_file) if config_file is not None else None
 
     class _Loaded(Settings):
         @classmethod
@@ -214,10 +250,13 @@ def load_settings(
             settings_cls: type[BaseSettings],
             init_settings: PydanticBaseSettingsSource,
             env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files: by design
-            file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - secrets: see *_file
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, _FileSource(settings_cls, file_data))
+            init, env, credentials = super().settings_customise_sources(
+                settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+            )
+            return (init, env, *([file_source] if file_source else []), credentials)
 
     try:
         return _Loaded(**(overrides or {}))

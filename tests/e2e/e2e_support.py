@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from provisiond.adapters.specfile import load_desired
+from provisiond.cli.sandbox import executor_settings
 from provisiond.core.desired import DesiredState
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import EXAMPLES
 
 TIME_SCALE = 0.01
+# The daemon polls tasks, retries and backs off as much faster as the simulator's tasks run:
+# the documented ``executor.*`` settings, as the demo sets them.
+EXECUTOR = executor_settings(TIME_SCALE)
 
 
 def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 30.0) -> Path:
@@ -43,6 +47,7 @@ def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 3
                 },
                 "spec": {"paths": [str(spec)]},
                 "daemon": {"interval": interval},
+                "executor": EXECUTOR,
                 "log": {"format": "json", "level": "info"},
             }
         )
@@ -113,8 +118,6 @@ def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
         "run",
         "--config",
         str(cfg),
-        "--time-scale",
-        str(TIME_SCALE),
         "--follow-up",
         "0.05",
         *extra,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import (
+    EXECUTOR,
     TIME_SCALE,
     check_world,
     converged,
@@ -28,7 +29,7 @@ from e2e_support import (
     write_settings,
 )
 
-from provisiond import daemon as assembly
+from provisiond import app
 from provisiond.adapters.specfile import load_desired
 from provisiond.core.actions import Action
 from provisiond.core.desired import DesiredState
@@ -59,6 +60,7 @@ def _settings(sim: SimHandle, spec: Path) -> Settings:
             "ca_bundle": sim.ca_path,
         },  # type: ignore[arg-type]
         spec={"paths": [spec]},  # type: ignore[arg-type]
+        executor=EXECUTOR,  # type: ignore[arg-type]
     )
 
 
@@ -82,9 +84,7 @@ async def test_each_example_converges_and_a_converged_world_makes_no_mutating_ca
     desired = desired_of(name)
     with running_simulator(name, time_scale=TIME_SCALE) as sim:
         before = {v: sim.vm(v) for v in sim.vmids()}
-        built = assembly.build_daemon(
-            _settings(sim, example(name)), time_scale=TIME_SCALE, follow_up=0.05
-        )
+        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
         try:
             for _ in range(10):
                 result = await built.reconciler.cycle()
@@ -202,8 +202,7 @@ def test_kill_9_mid_offline_migration_then_restart_finishes_the_gpu_move(
     with running_simulator(topology, time_scale=TIME_SCALE) as sim:
         cfg = write_settings(tmp_path, sim, spec)
         placed = start(
-            tmp_path, "apply", "--config", str(cfg), "--auto-approve", "--time-scale",
-            str(TIME_SCALE), name="apply",
+            tmp_path, "apply", "--config", str(cfg), "--auto-approve", name="apply",
         )  # fmt: skip
         assert placed.popen.wait(60) == 0, placed.tail()
         assert sim.vm(3001).node == "gpu-a"  # type: ignore[union-attr]
@@ -281,8 +280,6 @@ def test_sigterm_during_apply_exits_fast_and_the_next_run_adopts(tmp_path: Path)
             "--config",
             str(cfg),
             "--auto-approve",
-            "--time-scale",
-            str(TIME_SCALE),
             name="apply",
         )
         try:
@@ -315,8 +312,6 @@ def test_apply_without_a_tty_refuses_unless_auto_approved(tmp_path: Path) -> Non
             "--config",
             str(cfg),
             "--auto-approve",
-            "--time-scale",
-            str(TIME_SCALE),
             name="apply",
         )
         assert done.popen.wait(60) == 0, done.tail()
@@ -412,7 +407,7 @@ def _attempt_chains(sim: SimHandle) -> Counter[tuple[str, str, tuple[tuple[str, 
     return best
 
 
-async def _converge(built: assembly.Daemon, *, cycles: int = 200, seconds: float = 60.0) -> int:
+async def _converge(built: app.Daemon, *, cycles: int = 200, seconds: float = 60.0) -> int:
     """Run cycles until one is converged; returns how many ran."""
     deadline = time.monotonic() + seconds
     for n in range(1, cycles + 1):
@@ -458,9 +453,7 @@ async def test_under_30_percent_failing_requests_the_examples_converge_without_d
         sim.inject(START, method="POST", vmid=victim, status=503, times=7)
         if name == "astronomy-lab":
             sim.set_power(victim, "stopped")  # its VMs exist and run: give start something to do
-        built = assembly.build_daemon(
-            _settings(sim, example(name)), time_scale=TIME_SCALE, follow_up=0.05
-        )
+        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
         try:
             await _converge(built)
             faults = sim.fault_counts()
@@ -504,9 +497,7 @@ async def test_a_host_offline_clones_nothing_for_its_vms_and_converges_when_it_r
         vmids = set(sim.vmids())
         on_node02 = {v for v in vmids if sim.vm(v).node == "node02"}  # type: ignore[union-attr]
         sim.host_offline("node02")
-        built = assembly.build_daemon(
-            _settings(sim, example(name)), time_scale=TIME_SCALE, follow_up=0.05
-        )
+        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
         try:
             cycles = await _converge(built, cycles=20)
             last = built.reconciler.last
@@ -570,9 +561,8 @@ async def test_a_permanent_error_on_one_vm_backs_it_off_while_the_others_converg
     with running_simulator(name, time_scale=TIME_SCALE) as sim:
         sim.fail_tasks("qmstart", "start failed: QEMU exited with code 1", vmid=victim)
         starts = _Starts()
-        built = assembly.build_daemon(
+        built = app.build_daemon(
             _settings(sim, example(name)),
-            time_scale=TIME_SCALE,
             follow_up=0.05,
             action_listener=starts,
         )
@@ -588,7 +578,7 @@ async def test_a_permanent_error_on_one_vm_backs_it_off_while_the_others_converg
             stop.set()
             await asyncio.wait_for(loop, 30)
             built.close()
-        base = assembly.executor_config(TIME_SCALE).backoff_base
+        base = built.executor.config.backoff_base
         at = starts.started[f"start:{victim}"][:4]
         gaps = [b - a for a, b in itertools.pairwise(at)]
         for n, gap in enumerate(gaps):

@@ -16,23 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from rich.console import Console
 
-from provisiond import daemon as assembly
-from provisiond.commands.simulated import settings_for
+from provisiond import app
+from provisiond.cli import sandbox
+from provisiond.cli.arguments import Commands, add_command, add_output_flags, print_error
+from provisiond.cli.progress import Progress
+from provisiond.cli.summary import build_summary, print_summary
 from provisiond.core.errors import ConfigError
 from provisiond.logging import configure_logging
-from provisiond.progress import Progress
 from provisiond.runtime.reconciler import CycleResult
-from provisiond.sim.pve.server import SimServer
-from provisiond.sim.pve.testing import EXAMPLES, load_topology
-from provisiond.summary import build_summary, print_summary
 
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 3
 
@@ -88,44 +85,44 @@ class _Watch:
 
 
 def _run(args: argparse.Namespace) -> int:
-    example = Path(args.examples_dir) / args.example
+    examples = Path(args.examples_dir) if args.examples_dir else sandbox.examples_dir()
+    example = examples / args.example
+    try:
+        with sandbox.simulated(example / "topology.yaml", time_scale=args.time_scale) as sim:
+            return _converge(args, example, sim)
+    except sandbox.SandboxError as exc:
+        return print_error(f"example {args.example!r}: {exc}")
+
+
+def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) -> int:
     json_out = args.output == "json"
     out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
-    ui = err if json_out else out
+    ui = Console(stderr=True, highlight=False) if json_out else out
+    settings = sandbox.settings_for(
+        sim, [example], time_scale=args.time_scale, interval=args.interval
+    )
+    configure_logging(fmt="console", level="warning")
+    watch = _Watch(
+        exit_when_converged=args.exit_when_converged,
+        timeout=args.timeout,
+        started=time.monotonic(),
+    )
+    progress = Progress(ui, quiet=json_out, cycle_listeners=(watch,))
+    watch.progress = progress
     try:
-        topology = load_topology(example / "topology.yaml")
-    except (OSError, ValidationError) as exc:
-        print(f"error: example {args.example!r} ({example}): {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    server = SimServer(topology, time_scale=args.time_scale)
-    server.start()
-    try:
-        settings = settings_for(server, [example], interval=args.interval)
-        configure_logging(fmt="console", level="warning")
-        watch = _Watch(
-            exit_when_converged=args.exit_when_converged,
-            timeout=args.timeout,
-            started=time.monotonic(),
-        )
-        progress = Progress(ui, quiet=json_out, cycle_listeners=(watch,))
-        watch.progress = progress
-        built = assembly.build_daemon(
+        built = app.build_daemon(
             settings,
             action_listener=progress,
             cycle_listener=progress,
-            time_scale=args.time_scale,
             follow_up=max(0.05, 2.0 * args.time_scale),
             debounce=0.02,
         )
     except ConfigError as exc:
-        server.stop()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return print_error(exc)
     ui.print(f"[bold]provisiond demo[/]: example [bold]{args.example}[/] on a simulated cluster")
-    ui.print(f"  simulator {server.url}  (time scale {args.time_scale})")
-    ui.print(f"  token     {server.token}\n  ca        {server.ca_path}\n")
-    mgr = assembly.manager(built, extra=(watch,))
+    ui.print(f"  simulator {sim.url}  (time scale {args.time_scale})")
+    ui.print(f"  token     {sim.token}\n  ca        {sim.ca}\n")
+    mgr = app.manager(built, extra=(watch,))
     printed = False
 
     async def main() -> None:
@@ -151,11 +148,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except ExceptionGroup as exc:
-        print(f"error: {exc.exceptions[0]}", file=sys.stderr)
-        return EXIT_ERROR
+        return print_error(exc.exceptions[0])
     finally:
         built.close()
-        server.stop()
     summary = watch.summary or watch.build()
     if not printed:
         _show(summary, out, json_out=json_out)
@@ -171,29 +166,27 @@ def _show(summary: dict[str, Any], console: Console, *, json_out: bool) -> None:
         print_summary(summary, console)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(commands: Commands) -> None:
+    p = add_command(
+        commands,
         "demo",
-        help="run the daemon against a simulated cluster from an example until converged",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the daemon against a simulated cluster from an example until converged",
+        __doc__,
     )
     p.add_argument("--example", default="cps-gpu", help="example name (default cps-gpu)")
-    p.add_argument(
-        "--examples-dir", default=str(EXAMPLES), help="where the examples live (the checkout's)"
-    )
+    p.add_argument("--examples-dir", help="where the examples live (default: the checkout's)")
     p.add_argument(
         "--time-scale",
         type=float,
         default=0.05,
-        help="simulated task time multiplier (default 0.05: twenty times faster)",
+        help="simulated task time multiplier (default 0.05: twenty times faster); the daemon "
+        "polls tasks and backs off as much faster",
     )
-    p.add_argument(
-        "--exit-when-converged",
-        action="store_true",
-        help="exit once converged: 0 nothing blocked, 3 blocked items or conflicts",
+    add_output_flags(
+        p,
+        exit_flag="--exit-when-converged",
+        exit_help="exit once converged: 0 nothing blocked, 3 blocked items or conflicts",
     )
-    p.add_argument("--output", choices=["text", "json"], default="text")
     p.add_argument(
         "--timeout", type=float, default=300.0, help="give up (exit 1) if not converged by then"
     )

@@ -9,42 +9,32 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from provisiond import __version__
-from provisiond.commands import apply, demo, plan, schema, sim, validate, version
-from provisiond.commands import run as run_command
+from provisiond.cli.commands import apply, demo, plan, schema, sim, validate, version
+from provisiond.cli.commands import run as run_command
 
-COMMANDS: tuple[ModuleType, ...] = (
-    version,
-    validate,
-    schema,
-    plan,
-    apply,
-    run_command,
-    demo,
-    sim,
-)
+# A command that does not work yet is not listed: a feature not built does not exist.
+COMMANDS = (version, validate, schema, plan, apply, run_command, demo, sim)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provisiond",
         description=(
-            "Keep a Proxmox VE cluster, its GPU passthrough and the Kubernetes nodes in its VMs "
-            "the way a fleet spec declares them."
+            "Keep a Proxmox VE cluster, its VMs, their GPU passthrough and their placement on "
+            "hosts the way a fleet spec declares them."
         ),
     )
     parser.add_argument("--version", action="version", version=f"provisiond {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
-        module.register(sub)
+        module.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
@@ -54,7 +44,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:  # pragma: no cover - thin process entry point
     sys.exit(main())
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from provisiond.cli.arguments import Commands, add_command
 from provisiond.core.spec import json_schema
 
 
@@ -22,6 +23,6 @@ def _run(_args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("schema", help="print the JSON Schema of the fleet spec")
+def register(commands: Commands) -> None:
+    p = add_command(commands, "schema", "print the JSON Schema of the fleet spec", __doc__)
     p.set_defaults(handler=_run)

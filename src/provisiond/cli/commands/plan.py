@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,17 +27,15 @@ from rich.console import Console
 
 from provisiond.adapters.specfile import load_desired
 from provisiond.app import build_proxmox, privilege_problems, proxmox_connection
-from provisiond.commands.simulated import settings_for
+from provisiond.cli import arguments, sandbox
+from provisiond.cli.report import plan_to_json, print_plan
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
 from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Plan
 from provisiond.core.planner import plan as make_plan
 from provisiond.logging import configure_logging
-from provisiond.report import plan_to_json, print_plan
 from provisiond.settings import Settings, load_settings
-from provisiond.sim.pve.server import SimServer
-from provisiond.sim.pve.testing import load_topology
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -47,17 +44,12 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
 def _settings(args: argparse.Namespace) -> Iterator[Settings]:
     """Settings for a real cluster, or for a simulator started from ``--sim DIR``."""
     if args.sim is None:
-        overrides = {"spec": {"paths": [Path(p) for p in args.spec]}} if args.spec else {}
-        yield load_settings(args.config, overrides)
+        yield load_settings(args.config, arguments.settings_overrides(spec=args.spec))
         return
     sim_dir = Path(args.sim)
-    server = SimServer(load_topology(sim_dir / "topology.yaml"), time_scale=0.01)
-    server.start()
-    try:
+    with sandbox.simulated(sim_dir / "topology.yaml", time_scale=0.01) as sim:
         spec = [Path(p) for p in args.spec] if args.spec else [sim_dir / "fleet.yaml"]
-        yield settings_for(server, spec)
-    finally:
-        server.stop()
+        yield sandbox.settings_for(sim, spec)
 
 
 async def _observe(settings: Settings, desired: DesiredState) -> tuple[ObservedState, list[str]]:
@@ -87,13 +79,10 @@ def _run(args: argparse.Namespace) -> int:
             observed, lacking = asyncio.run(_observe(settings, desired))
             result = make_plan(desired, observed, now=time.time())
     except SpecError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(f"error: the fleet spec is invalid ({len(exc.issues)} problems)", file=sys.stderr)
-        return EXIT_ERROR
-    except (ProvisiondError, OSError, ValidationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        verdict = f"error: the fleet spec is invalid ({len(exc.issues)} problems)"
+        return arguments.print_spec_error(exc, verdict)
+    except (ProvisiondError, sandbox.SandboxError, OSError, ValidationError) as exc:
+        return arguments.print_error(exc)
     unseen = observed.unobserved
     warnings = list(lacking)
     warnings += [
@@ -115,29 +104,19 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(result, detailed=args.detailed_exitcode)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "plan",
-        help="show what provisiond would change (never writes)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def register(commands: arguments.Commands) -> None:
+    p = arguments.add_command(
+        commands, "plan", "show what provisiond would change (never writes)", __doc__
     )
-    p.add_argument(
-        "--spec",
-        action="append",
-        metavar="PATH",
-        help="fleet spec file or directory (repeatable; default: settings spec.paths)",
-    )
-    p.add_argument("--config", type=Path, help="settings file (or PROVISIOND_CONFIG)")
+    arguments.add_settings_flags(p, spec_default="; default: settings spec.paths")
     p.add_argument(
         "--sim",
         metavar="DIR",
         help="plan against a simulator started from DIR/topology.yaml (spec: DIR/fleet.yaml)",
     )
-    p.add_argument("--output", choices=["text", "json"], default="text")
-    p.add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="exit 0 in line, 2 actions planned, 3 only blocked items or conflicts",
+    arguments.add_output_flags(
+        p,
+        exit_flag="--detailed-exitcode",
+        exit_help="exit 0 in line, 2 actions planned, 3 only blocked items or conflicts",
     )
     p.set_defaults(handler=_run)

@@ -13,23 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from provisiond.core.actions import (
-    Action,
-    Clone,
-    Configure,
-    Cordon,
-    Destroy,
-    Drain,
-    GpuMove,
-    GrowDisk,
-    Label,
-    Migrate,
-    Reboot,
-    Shutdown,
-    Start,
-    TaintNode,
-    Uncordon,
-)
+from provisiond.core import actions as act
 from provisiond.core.desired import DesiredState
 from provisiond.core.plan import Plan
 
@@ -80,41 +64,48 @@ def _gpus_by_vmid(desired: DesiredState | None) -> dict[int, list[str]]:
     }
 
 
-def action_target(action: Action) -> tuple[str | None, int | None, str | None]:
+def action_target(action: act.Action) -> tuple[str | None, int | None, str | None]:
     """(vm or node name, vmid, host) an action is about."""
     match action:
-        case Clone():
+        case act.Clone():
             return action.name, action.vmid, action.target or action.template_host
-        case Migrate() | GpuMove():
+        case act.Migrate() | act.GpuMove():
             return action.name, action.vmid, action.target
-        case Configure() | GrowDisk() | Shutdown() | Reboot() | Start() | Destroy():
+        case (
+            act.Configure()
+            | act.GrowDisk()
+            | act.Shutdown()
+            | act.Reboot()
+            | act.Start()
+            | act.Destroy()
+        ):
             return action.name, action.vmid, action.host
-        case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
+        case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
             return action.node, action.vmid, None
 
 
-def _details(action: Action) -> dict[str, Any]:
+def _details(action: act.Action) -> dict[str, Any]:
     match action:
-        case Clone():
+        case act.Clone():
             return {
                 "template_vmid": action.template_vmid,
                 "full": action.full,
                 "storage": action.storage,
                 "pool": action.proxmox_pool,
             }
-        case Migrate():
+        case act.Migrate():
             return {"source": action.source, "online": action.online}
-        case GpuMove():
+        case act.GpuMove():
             return {"source": action.source, "steps": [str(s) for s in action.steps]}
-        case Configure():
+        case act.Configure():
             return {"values": dict(action.values), "delete": list(action.delete)}
-        case GrowDisk():
+        case act.GrowDisk():
             return {"disk": action.disk, "size_bytes": action.size_bytes}
-        case Reboot():
+        case act.Reboot():
             return {"keys": list(action.keys)}
-        case Label():
+        case act.Label():
             return {"labels": dict(action.labels), "remove": list(action.remove)}
-        case TaintNode():
+        case act.TaintNode():
             return {"add": [str(t) for t in action.add], "remove": [str(t) for t in action.remove]}
         case _:
             return {}
@@ -128,7 +119,7 @@ def plan_to_json(
     actions = []
     for a in plan.actions:
         vm, vmid, host = action_target(a)
-        with_gpus = isinstance(a, Clone | Configure | GpuMove | Start)
+        with_gpus = isinstance(a, act.Clone | act.Configure | act.GpuMove | act.Start)
         actions.append(
             {
                 "id": a.id,
@@ -190,7 +181,7 @@ def print_plan(
     gpus = _gpus_by_vmid(desired)
     for text in warnings:
         console.print(f"[bold yellow]warning:[/] {escape(text)}")
-    groups: dict[tuple[int | None, str | None], list[Action]] = {}
+    groups: dict[tuple[int | None, str | None], list[act.Action]] = {}
     for a in plan.actions:
         vm, vmid, _ = action_target(a)
         groups.setdefault((vmid, vm), []).append(a)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from provisiond.adapters.specfile import load_documents
+from provisiond.cli.arguments import Commands, add_command
 from provisiond.core.members import expand
 
 
@@ -30,12 +31,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(commands: Commands) -> None:
+    p = add_command(
+        commands,
         "validate",
-        help="check fleet and topology documents (exit 0 valid, 1 invalid)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check fleet and topology documents (exit 0 valid, 1 invalid)",
+        __doc__,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="a YAML file or a directory of them")
     p.set_defaults(handler=_run)

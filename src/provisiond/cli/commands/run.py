@@ -14,61 +14,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from pathlib import Path
 
-from provisiond import daemon as assembly
+from provisiond import app
+from provisiond.cli.arguments import (
+    Commands,
+    add_command,
+    add_settings_flags,
+    print_error,
+    settings_overrides,
+)
 from provisiond.core.errors import ConfigError
 from provisiond.logging import configure_logging
 from provisiond.settings import load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = assembly.overrides_from(
-        spec=args.spec, read_only=args.read_only, interval=args.interval
-    )
-    config = Path(args.config) if args.config else None
+    overrides = settings_overrides(spec=args.spec, read_only=args.read_only, interval=args.interval)
     try:
-        settings = load_settings(config, overrides)
+        settings = load_settings(args.config, overrides)
         configure_logging(
             fmt=settings.log.format, level=settings.log.level, secrets=settings.secret_values()
         )
-        built = assembly.build_daemon(
-            settings, time_scale=args.time_scale, follow_up=args.follow_up
-        )
+        built = app.build_daemon(settings, follow_up=args.follow_up)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    mgr = assembly.manager(built, on_reload=assembly.reload_hook(built, config, overrides))
+        return print_error(exc)
+    mgr = app.manager(built, on_reload=app.reload_hook(built, args.config, overrides))
     try:
         asyncio.run(mgr.run())
     except ExceptionGroup as exc:
-        print(f"error: {exc.exceptions[0]}", file=sys.stderr)
-        return 1
+        return print_error(exc.exceptions[0])
     finally:
         built.close()
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run the reconcile daemon until stopped",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--config", help="settings file (default: $PROVISIOND_CONFIG)")
-    p.add_argument(
-        "--spec", action="append", metavar="PATH", help="fleet spec file or directory (repeatable)"
-    )
+def register(commands: Commands) -> None:
+    p = add_command(commands, "run", "run the reconcile daemon until stopped", __doc__)
+    add_settings_flags(p)
     p.add_argument("--read-only", action="store_true", help="observe, plan, report; act on nothing")
     p.add_argument("--interval", type=float, help="seconds between cycles when nothing triggers")
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="scale task polling and backoff for a sped-up simulator (default 1: real Proxmox)",
-    )
     p.add_argument(
         "--follow-up",
         type=float,

@@ -8,8 +8,10 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 
 from provisiond import __version__
+from provisiond.cli.arguments import Commands, add_command
 
-_COMPONENTS = ("proxmoxer", "kubernetes", "aiomqtt", "pydantic")
+# The libraries provisiond drives today (Kubernetes and MQTT clients join when they are used).
+_COMPONENTS = ("proxmoxer", "pydantic")
 
 
 def _versions() -> dict[str, str]:
@@ -33,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("version", help="print the version of provisiond and its clients")
+def register(commands: Commands) -> None:
+    p = add_command(commands, "version", "print the version of provisiond and its clients")
     p.add_argument("--output", choices=["text", "json"], default="text")
     p.set_defaults(handler=_run)

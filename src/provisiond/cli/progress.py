@@ -15,9 +15,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
+from provisiond.cli.report import action_target, summary_line
 from provisiond.core.actions import Action
 from provisiond.core.plan import Plan
-from provisiond.report import action_target, summary_line
 from provisiond.runtime.reconciler import CycleListener, CycleResult
 from provisiond.runtime.results import ActionListener, ActionResult, Outcome
 

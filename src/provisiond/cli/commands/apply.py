@@ -15,20 +15,26 @@ import argparse
 import asyncio
 import signal
 import sys
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from provisiond import daemon as assembly
-from provisiond.app import privilege_problems
-from provisiond.core.errors import ConfigError, ProvisiondError, SpecError
+from provisiond import app
+from provisiond.cli.arguments import (
+    Commands,
+    add_command,
+    add_settings_flags,
+    print_error,
+    print_spec_error,
+    settings_overrides,
+)
+from provisiond.cli.progress import Progress
+from provisiond.cli.report import print_plan, summary_line
+from provisiond.cli.summary import build_summary, print_summary
+from provisiond.core.errors import ProvisiondError, SpecError
 from provisiond.logging import configure_logging
-from provisiond.progress import Progress
-from provisiond.report import print_plan, summary_line
 from provisiond.runtime.results import Outcome
 from provisiond.settings import load_settings
-from provisiond.summary import build_summary, print_summary
 
 EXIT_OK, EXIT_ERROR, EXIT_LEFT = 0, 1, 3
 
@@ -42,13 +48,12 @@ def _confirm(console: Console) -> bool:
 
 
 async def _apply(args: argparse.Namespace, console: Console) -> int:
-    overrides = assembly.overrides_from(spec=args.spec)
-    settings = load_settings(Path(args.config) if args.config else None, overrides)
+    settings = load_settings(args.config, settings_overrides(spec=args.spec))
     configure_logging(
         fmt=settings.log.format, level=args.log_level, secrets=settings.secret_values()
     )
     progress = Progress(console)
-    built = assembly.build_daemon(settings, action_listener=progress, time_scale=args.time_scale)
+    built = app.build_daemon(settings, action_listener=progress)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -59,7 +64,7 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
         plan = built.reconciler.planner(desired, observed)
         print_plan(plan, console, desired)
         if not plan.empty:
-            lacking, unknown = await privilege_problems(built.parts, desired, observed)
+            lacking, unknown = await app.privilege_problems(built.parts, desired, observed)
             for text in unknown:
                 console.print(f"[yellow]warning:[/] {escape(text)}")
             if lacking:
@@ -117,32 +122,19 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_apply(args, console))
     except SpecError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print("invalid spec: nothing applied", file=sys.stderr)
-        return EXIT_ERROR
-    except (ConfigError, ProvisiondError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return print_spec_error(exc, "invalid spec: nothing applied")
+    except ProvisiondError as exc:
+        return print_error(exc)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def register(commands: Commands) -> None:
+    p = add_command(
+        commands,
         "apply",
-        help="plan, confirm and execute once (exit 0 done, 1 failed, 3 blocked/left)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "plan, confirm and execute once (exit 0 done, 1 failed, 3 blocked/left)",
+        __doc__,
     )
-    p.add_argument("--config", help="settings file (default: $PROVISIOND_CONFIG)")
-    p.add_argument(
-        "--spec", action="append", metavar="PATH", help="fleet spec file or directory (repeatable)"
-    )
+    add_settings_flags(p)
     p.add_argument("--auto-approve", action="store_true", help="do not ask; required without a TTY")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="scale task polling and backoff for a sped-up simulator (default 1: real Proxmox)",
-    )
     p.set_defaults(handler=_run)

@@ -1,0 +1,90 @@
+"""``provisiond sim serve``: run the Proxmox VE API simulator from a topology document.
+
+Before serving it prints exactly three lines that tools parse::
+
+    url: https://127.0.0.1:<port>
+    ca: <path to the CA certificate to verify against>
+    token: <user@realm!id=secret>
+
+then serves until interrupted (SIGINT/SIGTERM). Exit codes: 0 stopped cleanly, 1 bad topology
+or faults file. ``--faults FILE`` injects the faults a YAML file describes (sim/pve/faults.py).
+
+``provisiond sim snapshot --url URL --token TOKEN [--ca CA] [-o FILE]`` reads a running simulator
+(or a real PVE) through its API and writes the cluster as a Topology YAML (sim/pve/snapshot.py).
+Exit codes: 0 written, 1 the API could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from provisiond.cli import sandbox
+from provisiond.cli.arguments import Commands, add_command, print_error
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.log_requests:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    faults = Path(args.faults) if args.faults else None
+    try:
+        with sandbox.simulated(
+            Path(args.topology),
+            port=args.port,
+            time_scale=args.time_scale,
+            log_requests=args.log_requests,
+            faults=faults,
+        ) as sim:
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            print(f"url: {sim.url}")
+            print(f"ca: {sim.ca}")
+            print(f"token: {sim.token}", flush=True)
+            stop.wait()
+    except sandbox.SandboxError as exc:
+        return print_error(exc)
+    return 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    try:
+        text = sandbox.snapshot_yaml(args.url, args.token, args.ca)
+    except sandbox.SandboxError as exc:
+        return print_error(exc)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    p = add_command(commands, "sim", "run the simulators provisiond is tested against", __doc__)
+    sims = p.add_subparsers(dest="sim_command", metavar="SIMULATOR", required=True)
+    serve = sims.add_parser("serve", help="serve the Proxmox VE API simulator over HTTPS")
+    serve.add_argument("--topology", required=True, help="a kind: Topology YAML file")
+    serve.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply every simulated task duration by F (0.01 = a hundred times faster)",
+    )
+    serve.add_argument("--log-requests", action="store_true", help="log every request")
+    serve.add_argument(
+        "--faults", metavar="FILE", help="inject the faults this YAML file describes"
+    )
+    serve.set_defaults(handler=_serve)
+    snap = sims.add_parser(
+        "snapshot", help="write a running Proxmox VE cluster (or simulator) as a Topology YAML"
+    )
+    snap.add_argument("--url", required=True, help="https://host[:port] of the API")
+    snap.add_argument("--token", required=True, help="API token: user@realm!id=secret")
+    snap.add_argument("--ca", help="CA certificate to verify against (default: system CAs)")
+    snap.add_argument("-o", "--output", help="write here instead of standard output")
+    snap.set_defaults(handler=_snapshot)
