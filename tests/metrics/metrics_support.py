@@ -17,7 +17,7 @@ PROMETHEUS = "/usr/bin/prometheus"
 
 def populated() -> Metrics:
     """A fresh registry where every metric has at least one sample (so labels show)."""
-    m = Metrics(CollectorRegistry(auto_describe=True), version="1.2.3")
+    m = Metrics(CollectorRegistry(auto_describe=True), version="1.2.3", mqtt=True)
     m.reconcile_finished("success", 0.2, converged_at=1_700_000_000.0)
     m.reconcile_finished("error", 0.1)
     m.spec_loaded(valid=True)
@@ -45,6 +45,8 @@ def exposed(registry: CollectorRegistry) -> dict[str, tuple[str, frozenset[str]]
     out: dict[str, tuple[str, frozenset[str]]] = {}
     for fam in registry.collect():
         name = fam.name
+        if name.startswith("process_"):
+            continue  # prometheus_client's standard process collector, documented as a group
         if fam.type == "counter":
             name += "_total"
         elif fam.type == "info":
@@ -76,4 +78,8 @@ def get(url: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes
 
 def metric_names_in(text: str) -> set[str]:
     """Identifiers in PromQL (rules, dashboard queries) that name provisiond's metrics."""
-    return set(re.findall(r"\b(?:provisiond_[a-z0-9_]+|leader_election_master_status)\b", text))
+    return set(
+        re.findall(
+            r"\b(?:provisiond_[a-z0-9_]+|process_[a-z_]+|leader_election_master_status)\b", text
+        )
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 _API_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A cycle is an observation (tens of ms) plus, sometimes, a whole plan's execution (minutes).
@@ -35,7 +35,9 @@ HOST_RESOURCES = ("cpu", "memory")
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry, *, version: str = "0.0.0") -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, version: str = "0.0.0", mqtt: bool = False
+    ) -> None:
         self.registry = registry
         r = registry
         # -- reconcile loop (controller-runtime: controller_runtime_reconcile_*) --------------
@@ -161,14 +163,20 @@ class Metrics:
             ["name"],
             registry=r,
         )
-        self.mqtt_connected = Gauge(
-            "provisiond_mqtt_connected", "1 while connected to the MQTT broker.", registry=r
-        )
-        self.mqtt_dropped = Counter(
-            "provisiond_mqtt_events_dropped",
-            "Events dropped because the buffer for a disconnected broker was full.",
-            registry=r,
-        )
+        # Only when MQTT is configured: an unconfigured broker must not read as "disconnected".
+        self.mqtt_connected: Gauge | None = None
+        self.mqtt_dropped: Counter | None = None
+        if mqtt:
+            self.mqtt_connected = Gauge(
+                "provisiond_mqtt_connected", "1 while connected to the MQTT broker.", registry=r
+            )
+            self.mqtt_dropped = Counter(
+                "provisiond_mqtt_events_dropped",
+                "Events dropped because the buffer for a disconnected broker was full.",
+                registry=r,
+            )
+        # process_start_time_seconds & co.: the "no success since start" alert needs the start.
+        ProcessCollector(registry=r)
         self.build_info = Info("provisiond_build", "provisiond's version.", registry=r)
         self.build_info.info({"version": version, "python": platform.python_version()})
         self.spec_valid.set(1)
@@ -251,7 +259,9 @@ class Metrics:
         self.leader.labels(name).set(1 if leader else 0)
 
     def set_mqtt_connected(self, connected: bool) -> None:
-        self.mqtt_connected.set(1 if connected else 0)
+        if self.mqtt_connected is not None:
+            self.mqtt_connected.set(1 if connected else 0)
 
     def mqtt_event_dropped(self, n: int = 1) -> None:
-        self.mqtt_dropped.inc(n)
+        if self.mqtt_dropped is not None:
+            self.mqtt_dropped.inc(n)
