@@ -153,37 +153,42 @@ class MqttPublisher:
         delay = s.reconnect_initial
         while not stop.is_set():
             connects = self.connects
+            cause = "the connection ended"
             try:
                 await self._connection(stop)
             except aiomqtt.MqttError as exc:
-                self._failed(str(exc) or type(exc).__name__)
+                cause = str(exc) or type(exc).__name__
             except Exception as exc:  # MQTT is optional: a bug here never stops the daemon
                 log.exception("mqtt_error")
-                self._failed(f"{type(exc).__name__}: {exc}")
+                cause = f"{type(exc).__name__}: {exc}"
             finally:
                 self._set_connected(False)
             if stop.is_set():
                 break
-            if self.connects > connects:
-                delay = s.reconnect_initial  # it had connected: start the backoff over
+            had_connected = self.connects > connects
+            if had_connected:
+                delay = s.reconnect_initial  # start the backoff over
             # equal jitter: half fixed, half random, so many daemons do not retry in step
             wait = delay / 2 + self._rng.uniform(0, delay / 2)
+            self._failed(cause, had_connected=had_connected, retry_in=wait)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
             delay = min(delay * 2, s.reconnect_max)
         log.info("mqtt_stopped", buffered=len(self._buffer), dropped=self.dropped)
 
-    def _failed(self, cause: str) -> None:
-        was_connected = self.connected
-        if cause != self._last_failure or was_connected:
-            log.error(
-                "mqtt_connection_failed" if not was_connected else "mqtt_disconnected",
-                broker=f"{self.settings.host}:{self.settings.port}",
-                error=cause,
-                retry="with backoff up to " + f"{self.settings.reconnect_max:g}s",
-            )
+    def _failed(self, cause: str, *, had_connected: bool, retry_in: float) -> None:
+        """One error line per new cause (a wrong password is logged once, not per retry)."""
+        fields = {
+            "broker": f"{self.settings.host}:{self.settings.port}",
+            "error": cause,
+            "retry_in": round(retry_in, 3),
+        }
+        if had_connected:
+            log.error("mqtt_disconnected", **fields, buffered=len(self._buffer))
+        elif cause != self._last_failure:
+            log.error("mqtt_connection_failed", **fields)
         else:
-            log.debug("mqtt_connection_failed", error=cause)
+            log.debug("mqtt_connection_failed", **fields)
         self._last_failure = cause
 
     def _client(self) -> aiomqtt.Client:
@@ -224,9 +229,13 @@ class MqttPublisher:
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Send and receive until stop or a failure (raised as ``MqttError``)."""
         stopping = asyncio.ensure_future(stop.wait())
-        tasks = [asyncio.ensure_future(self._send(client)), stopping]
-        if self._handler is not None:
-            tasks.append(asyncio.ensure_future(self._receive(client)))
+        # the receiver runs even without commands: iterating ``messages`` is how aiomqtt
+        # reports a lost connection (an idle sender would never notice)
+        tasks = [
+            asyncio.ensure_future(self._send(client)),
+            asyncio.ensure_future(self._receive(client)),
+            stopping,
+        ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -273,11 +282,10 @@ class MqttPublisher:
         self._buffer.appendleft((topic, body))
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        assert self._handler is not None
         base = self.topic("cmd") + "/"
         async for message in client.messages:
             topic = message.topic.value
-            if not topic.startswith(base):
+            if self._handler is None or not topic.startswith(base):
                 continue
             payload = message.payload if isinstance(message.payload, bytes) else b""
             answer = self._handler.handle(
