@@ -71,13 +71,8 @@ class MqttPublisher:
         self.connected = False
         self.dropped = 0
         self.connects = 0  # successful connections so far
-        self._commands = commands
-        secret = settings.command_secret
-        self._handler = (
-            CommandHandler(commands, secret=secret.get_secret_value() if secret else None)
-            if commands is not None
-            else None
-        )
+        self._commands: Commands | None = None
+        self._handler: CommandHandler | None = None
         self._redact = Redactor([*settings.secret_values(), *secrets])
         self._on_connected = on_connected
         self._on_drop = on_drop
@@ -89,12 +84,27 @@ class MqttPublisher:
             "version": __version__,
             "client_id": self.client_id,
             "role": "leader",
-            "paused": commands.is_paused() if commands is not None else False,
+            "paused": False,
             "last_reconcile": None,
             "converged": None,
         }
         self._detail_dirty = True
         self._last_failure: str | None = None
+        if commands is not None:
+            self.set_commands(commands)
+
+    def set_commands(self, commands: Commands) -> None:
+        """Obey commands from now on (call before ``run``: the subscription is made at connect).
+
+        A separate step because of the wiring order: the event feed needs the publisher, the
+        reconciler needs the feed, and the commands need the reconciler.
+        """
+        secret = self.settings.command_secret
+        self._commands = commands
+        self._handler = CommandHandler(
+            commands, secret=secret.get_secret_value() if secret else None
+        )
+        self.update_status(paused=commands.is_paused())
 
     # ---------------------------------------------------------------- topics
 
