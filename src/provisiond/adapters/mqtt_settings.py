@@ -107,6 +107,8 @@ class MqttSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> MqttSettings:
+        if self.url is None:
+            return self  # MQTT is off: no secret is read, nothing else is checked
         self.password = read_secret(
             self.password, self.password_file, PASSWORD_CREDENTIAL, "mqtt password"
         )
@@ -118,7 +120,7 @@ class MqttSettings(BaseModel):
         )
         if self.key_file is not None and self.cert_file is None:
             raise ValueError("mqtt.key_file needs mqtt.cert_file")
-        if self.url is not None and not self.tls and (self.ca_file or self.cert_file):
+        if not self.tls and (self.ca_file or self.cert_file):
             raise ValueError("mqtt.ca_file and mqtt.cert_file need an mqtts:// url")
         if self.password is not None and self.username is None:
             raise ValueError("mqtt.password needs mqtt.username")
