@@ -125,7 +125,8 @@ async def test_wrong_password_is_one_clear_log_line_and_retries(broker: Broker) 
     assert len(failures) >= 3  # retried on backoff
     loud = [e for e in failures if e["log_level"] == "error"]
     assert len(loud) == 1
-    assert "Bad username or password" in loud[0]["error"] or "Not authorized" in loud[0]["error"]
+    assert loud[0]["error"] == "[code:135] Not authorized"  # Mosquitto 2's answer
+    assert loud[0]["hint"] == "check mqtt.username and the password (file or credential)"
     assert loud[0]["broker"] == f"127.0.0.1:{broker.port}"
     # the password is in no log line
     assert not [e for e in logs if wrong in repr(e) or USERS["provisiond"] in repr(e)]
@@ -149,3 +150,21 @@ async def test_backoff_doubles_with_equal_jitter_up_to_the_cap(tmp_path: Path) -
     assert waits == expected
     assert max(waits) <= 0.1
     assert waits[-1] >= 0.05  # capped at 0.1, at least half of it
+
+
+async def test_known_secrets_are_scrubbed_from_published_events(broker: Broker) -> None:
+    token = "pve-token-secret-4f1c"  # e.g. the Proxmox token, handed in by app
+    pub = MqttPublisher(settings(broker), prefix=PREFIX, secrets=[token])
+    async with watching(broker) as w, running(pub):
+        pub.publish_event(
+            Event(
+                kind=EventKind.ACTION_FAILED,
+                time=1.0e9,
+                reason=f"401 for token {token}",
+                details={"detail": f"auth {USERS['provisiond']} failed", "password": "x"},
+            )
+        )
+        await w.wait_for(lambda w: len(w.events()) == 1)
+    (e,) = w.events()
+    assert e["reason"] == "401 for token **********"
+    assert e["details"] == {"detail": "auth ********** failed", "password": "**********"}

@@ -188,11 +188,16 @@ class MqttPublisher:
 
     def _failed(self, cause: str, *, had_connected: bool, retry_in: float) -> None:
         """One error line per new cause (a wrong password is logged once, not per retry)."""
-        fields = {
+        fields: dict[str, object] = {
             "broker": f"{self.settings.host}:{self.settings.port}",
             "error": cause,
             "retry_in": round(retry_in, 3),
         }
+        lowered = cause.lower()
+        if "not authori" in lowered or "bad user" in lowered:
+            fields["hint"] = "check mqtt.username and the password (file or credential)"
+        elif "certificate" in lowered:
+            fields["hint"] = "check mqtt.ca_file and that the broker's name matches mqtt.url"
         if had_connected:
             log.error("mqtt_disconnected", **fields, buffered=len(self._buffer))
         elif cause != self._last_failure:
