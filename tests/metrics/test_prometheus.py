@@ -16,11 +16,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_server import running_prometheus
 
 from provisiond import __version__
-from provisiond import daemon as assembly
+from provisiond import app as assembly
 from provisiond.adapters.health import Health
 from provisiond.adapters.httpserver import MetricsServer
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.telemetry import Telemetry
+from provisiond.cli.sandbox import executor_settings
 from provisiond.settings import Settings
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import EXAMPLES, running_simulator
@@ -40,6 +41,7 @@ def settings(sim: SimHandle, secret: str | None = None) -> Settings:
             "ca_bundle": sim.ca_path,
         },  # type: ignore[arg-type]
         spec={"paths": [EXAMPLES / "cps-gpu"]},  # type: ignore[arg-type]
+        executor=executor_settings(TIME_SCALE),  # type: ignore[arg-type]
     )
 
 
@@ -80,7 +82,6 @@ async def daemon(s: Settings) -> AsyncIterator[Running]:
         metrics=metrics,
         action_listener=telemetry,
         cycle_listener=telemetry,
-        time_scale=TIME_SCALE,
         follow_up=0.05,
     )
     box.append(built)

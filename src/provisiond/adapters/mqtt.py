@@ -38,7 +38,7 @@ from provisiond import __version__
 from provisiond.adapters.mqtt_commands import COMMANDS, CommandHandler, Commands
 from provisiond.adapters.mqtt_events import Event
 from provisiond.adapters.mqtt_settings import MqttSettings
-from provisiond.logging import Redactor
+from provisiond.core.redaction import Redactor
 
 log = structlog.get_logger("provisiond.mqtt")
 
