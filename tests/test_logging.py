@@ -8,7 +8,8 @@ import json
 import pytest
 import structlog
 
-from provisiond.logging import MASK, configure_logging
+from provisiond.core.redaction import MASK
+from provisiond.logging import configure_logging
 
 SECRET = "9b1d2c3e-aaaa-bbbb-cccc-0123456789ab"
 
