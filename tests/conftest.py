@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import structlog
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """structlog's configuration is process-global: a test that configures logging (a level
+    filter, a stream) must not leak it into the next test's ``capture_logs``."""
+    yield
+    structlog.reset_defaults()
 
 # -- Proxmox VE API simulator (provisiond.sim.pve) -----------------------------------------------
 
