@@ -47,6 +47,7 @@ from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import CollectionNode
+from ruamel.yaml.scanner import RoundTripScanner
 
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import SpecError, SpecIssue
@@ -242,8 +243,28 @@ def _too_large(size: int, limit: int) -> str:
 def _yaml(limits: SpecLimits) -> YAML:
     yaml = YAML(typ="rt")
     yaml.max_depth = limits.max_depth + 1  # ruamel counts the scalar at the bottom as a level
+    yaml.Scanner = _flow_depth_scanner(limits.max_depth)
     yaml.Composer = _alias_budget_composer(limits.max_alias_nodes)
     return yaml
+
+
+def _flow_depth_scanner(max_depth: int) -> type[RoundTripScanner]:
+    """A scanner that stops at flow nesting (``[[[...``) beyond ``max_depth``.
+
+    The composer's ``max_depth`` alone comes too late for flow style: the scanner looks ahead
+    through every ``[`` that may start a simple key, and its bookkeeping is quadratic in the
+    flow depth (a second for a thousand levels) before the composer sees the first node.
+    """
+
+    class FlowDepthScanner(RoundTripScanner):
+        def fetch_flow_collection_start(self, TokenClass: Any, to_push: Any) -> None:  # noqa: N803 - ruamel's parameter name
+            if self.flow_level >= max_depth:
+                raise MaxDepthExceededError(
+                    None, None, "flow nesting too deep", self.reader.get_mark()
+                )
+            super().fetch_flow_collection_start(TokenClass, to_push)
+
+    return FlowDepthScanner
 
 
 class _AliasBudgetError(ComposerError):

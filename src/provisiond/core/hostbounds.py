@@ -134,7 +134,10 @@ def _shown(size: int) -> str:
 
 
 def _smaller_unit(text: str, limit: int) -> str:
-    """``"; did you mean '100GiB'?"`` when the number with the next smaller unit fits."""
+    """``"; did you mean '100GiB'?"`` for a unit slip: the value is far beyond ``limit`` (8x)
+    and the same number with the next smaller unit fits."""
+    if parse_size(text) <= 8 * limit:
+        return ""
     units = list(UNITS)
     for i, unit in enumerate(units[1:], start=1):
         if text.endswith(unit):

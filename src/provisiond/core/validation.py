@@ -30,6 +30,7 @@ import ipaddress
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from provisiond.core.desired import OWNER_TAG
 from provisiond.core.errors import SpecIssue
@@ -133,17 +134,15 @@ def _within_limits(reports: list[_Report], limits: SpecLimits) -> bool:
     total = sum(n for _r, _p, n in sizes)
     if ok and total > limits.max_vms:
         ok = False
-        running = 0
-        for report, path, n in sizes:  # point at the pool that crosses the limit
-            running += n
-            if running > limits.max_vms:
-                report.add(
-                    path,
-                    f"the fleets declare {total} VMs in total, more than the {limits.max_vms} "
-                    f"provisiond manages (docs/fleet-spec.md, Limits); VMs 1-{running - n} come "
-                    "before this pool",
-                )
-                break
+        running = list(accumulate(n for _r, _p, n in sizes))
+        crossing = next(i for i, r in enumerate(running) if r > limits.max_vms)
+        report, path, n = sizes[crossing]  # point at the pool that crosses the limit
+        report.add(
+            path,
+            f"the fleets declare {total} VMs in total, more than the {limits.max_vms} "
+            f"provisiond manages (docs/fleet-spec.md, Limits); VMs 1-{running[crossing] - n} come "
+            "before this pool",
+        )
     return ok
 
 
