@@ -1,4 +1,5 @@
-"""The executor's knobs: retries per call, task polling, per-object backoff, requeue delay.
+"""The executor's knobs: retries per call, task polling, per-object backoff and repeat limit,
+requeue delay.
 
 A module of its own because the scheduler (``executor``) and the task waiter (``tasks``) both
 read it and neither should import the other. All values are seconds unless named otherwise.
@@ -20,5 +21,7 @@ class ExecutorConfig:
     retry_max: float = 10.0
     backoff_base: float = 5.0  # per-object backoff after a failed action
     backoff_max: float = 300.0
+    repeat_base: float = 1.0  # an action repeated without effect: first wait, doubling
+    repeat_max: float = 900.0  # … up to this (controller-runtime's per-item limiter)
     requeue_after: float = 10.0  # when a locked object is worth another look
     log_lines: int = 10  # task log lines attached to a failure
