@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import AuthError, ProvisiondError
+from provisiond.core.errors import AuthError, PermanentError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -41,6 +41,7 @@ from provisiond.core.observed import (
     VMConfig,
     VMStatus,
 )
+from provisiond.core.ports import VMConfigRead
 from provisiond.core.pveconfig import parse_config, parse_tags, split_props
 
 log = structlog.get_logger("provisiond.observer")
@@ -165,6 +166,51 @@ class ProxmoxObserver:
                 # and the effect of a write (caches are invalidated on write) are provable.
                 return self._vm(item, await self._get_config(item, []))
         return None
+
+    async def vm_status(self, vmid: int, host: str) -> ObservedVM | None:
+        """``GET …/status/current`` on ``host``: one request, whatever the cluster's size."""
+        data = await self._on_host("/nodes/{node}/qemu/{vmid}/status/current", vmid, host)
+        if data is None:
+            return None
+        ha = data.get("ha") or {}
+        return ObservedVM(
+            vmid=vmid,
+            name=str(data.get("name", f"VM {vmid}")),
+            host=host,
+            status=_STATUSES.get(str(data.get("status")), VMStatus.UNKNOWN),
+            cores=int(data.get("cpus", 0) or 0),
+            memory_mib=int(data.get("maxmem", 0) or 0) // MIB,
+            template=_pve_bool(data.get("template", 0)),
+            lock=str(data["lock"]) if data.get("lock") else None,
+            tags=parse_tags(str(data.get("tags", ""))),
+            ha_state="managed" if _pve_bool(ha.get("managed", 0)) else None,
+        )
+
+    async def vm_config(self, vmid: int, host: str) -> VMConfigRead | None:
+        """``GET …/config`` on ``host`` (pending merged, with ``digest``). The VM is being acted
+        on: its cached config is dropped so the next observation reads the outcome."""
+        self.invalidate(vmid)
+        data = await self._on_host("/nodes/{node}/qemu/{vmid}/config", vmid, host)
+        if data is None:
+            return None
+        raw = {str(k): str(v) for k, v in data.items() if k not in ("digest", "lock")}
+        return VMConfigRead(
+            vmid=vmid,
+            host=host,
+            config=parse_config(raw),
+            digest=str(data["digest"]) if data.get("digest") else None,
+            lock=str(data["lock"]) if data.get("lock") else None,
+        )
+
+    async def _on_host(self, template: str, vmid: int, host: str) -> Mapping[str, Any] | None:
+        """A per-VM GET; ``None`` when PVE says the VM's config does not exist on ``host``."""
+        try:
+            data = await self._client.get(template, node=host, vmid=vmid)
+        except PermanentError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return data if isinstance(data, Mapping) else {}
 
     async def permissions(self) -> dict[str, dict[str, bool]]:
         """The token's privileges: ``GET /access/permissions`` (path → {priv: propagate})."""

@@ -11,11 +11,18 @@ For every action, in plan order as far as ``after`` and the limits allow:
    never repeated without re-observing first: a timed-out POST may have been accepted.
 3. **Wait** for the task: poll ``task_status`` with backoff up to ``task_timeout``; ``OK`` or
    ``WARNINGS: n`` is success, anything else fails the action with the task log's last lines.
-4. **Verify** the effect with a fresh read (``ClusterReader.find_vm``). Values that need no
-   fresh read to be trusted — the full current config — are re-checked by the next cycle, which
+4. **Verify** the effect where the task's result does not prove it (an HA-managed start, a
+   migration's landing, a destroy) with a fresh read of that one VM; everything else — the
+   config a write left, a task that ended ``OK`` — is re-checked by the next cycle, which
    re-observes everything (level-triggered).
 
-Errors by type: ``LockedError`` → *requeued* (never unlocked, no ``skiplock``); an exhausted
+Before acting, each action re-reads its VM on the host the plan names (one request: status or
+config with its digest), re-checks ownership and that the action is still needed; a clone
+trusts the observation the plan was made from (``execute(observed=…)``) instead of re-listing.
+
+Errors by type: ``LockedError`` → *requeued* (never unlocked, no ``skiplock``); a write whose
+``digest`` went stale (``StaleDigestError``: the VM changed since it was read) → *requeued* for
+the next observation, never re-sent as is; an exhausted
 ``TransientError`` or a ``PermanentError`` → *failed*, and the VM backs off exponentially
 (``ObjectBackoff``) while the rest of the plan goes on.
 
@@ -80,11 +87,16 @@ from provisiond.core.errors import (
 )
 from provisiond.core.observed import ObservedState, ObservedVM
 from provisiond.core.plan import Plan
-from provisiond.core.ports import ClusterReader, ProxmoxWriter
+from provisiond.core.ports import ClusterReader, ProxmoxWriter, StaleDigestError
 from provisiond.runtime.actions import configure, destroy, kube, migrate, power
 from provisiond.runtime.actions.clone import Cloner
 from provisiond.runtime.actions.config import ExecutorConfig
-from provisiond.runtime.actions.context import ActionContext, AdoptedSignal, ReplanSignal
+from provisiond.runtime.actions.context import (
+    ActionContext,
+    AdoptedSignal,
+    ReplanSignal,
+    RequeueSignal,
+)
 from provisiond.runtime.actions.tasks import Sleep, TaskWaiter, WaitInterruptedError
 from provisiond.runtime.backoff import ObjectBackoff, RepeatLimiter
 from provisiond.runtime.limits import Limits, Slots, hosts_of
@@ -141,6 +153,7 @@ class Executor:
         ``observed``: the observation ``plan`` was made from; it enables the no-effect limit.
         """
         ctx = self._context(stop or asyncio.Event())
+        ctx.observed = observed
         states: dict[int, ObservedVM] | None = None
         if observed is not None:
             states = {vm.vmid: vm for vm in observed.vms}
@@ -149,6 +162,7 @@ class Executor:
             for vm in desired.all_vms():
                 ctx.groups[vm.vmid] = (vm.fleet, vm.pool)
                 ctx.fleets[vm.vmid] = vm.fleet
+                ctx.desired[vm.vmid] = vm
         slots = Slots(limits or Limits.from_desired(desired), ctx.groups)
         started = self._clock()
         pending = list(plan.actions)
@@ -265,6 +279,8 @@ class Executor:
             outcome, detail, retry = Outcome.INTERRUPTED, str(exc), None
         except ReplanSignal as exc:
             outcome, detail, retry = Outcome.SKIPPED, str(exc), 0.0
+        except RequeueSignal as exc:  # changed under us: the next observation decides
+            outcome, detail, retry = Outcome.REQUEUED, str(exc), 0.0
         except LockedError as exc:
             outcome, detail = Outcome.REQUEUED, str(exc)
             retry = exc.retry_after or self.config.requeue_after
@@ -357,8 +373,11 @@ class Executor:
             sleep=self._sleep,
             stop=should_stop,
             wait=wait,
-            retry=retry_if_exception(
-                lambda e: isinstance(e, TransientError) and not isinstance(e, LockedError)
+            retry=retry_if_exception(  # a lock or a stale digest is requeued, never retried as is
+                lambda e: (
+                    isinstance(e, TransientError)
+                    and not isinstance(e, LockedError | StaleDigestError)
+                )
             ),
             before_sleep=before_sleep,
             reraise=True,
