@@ -7,9 +7,14 @@ when the resource list shows a change:
 - a VM's config and pending changes — one ``GET …/pending`` gives both (``value`` is the current
   value, ``pending``/``delete`` the change waiting for a reboot) — refetched when the VM's
   resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
-  wrote to it (``invalidate``), or when the entry is older than ``cache_ttl``;
+  wrote to it or read it to act on it (``invalidate``), and once per ``cache_ttl`` on the VM's
+  own phase, so the refreshes are spread evenly over the cycles (``_fresh``);
 - PCI mappings (``/cluster/mapping/pci``), per-host storage (``/nodes/{n}/storage``) and PCI
   devices (``/nodes/{n}/hardware/pci``).
+
+The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM's host — one
+request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
+is not known.
 
 What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
 asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
@@ -130,11 +135,21 @@ class ProxmoxObserver:
     def _fresh(
         self, entry: _Cached[Any] | None, signature: tuple[object, ...] = (), spread: int = 0
     ) -> bool:
-        """Cached, unchanged and younger than the TTL. ``spread`` (a VMID) gives each VM its own
-        TTL between half and all of ``cache_ttl``, so the configs filled by one cold cycle are
-        not all refetched in one later cycle."""
-        ttl = self._ttl * (0.5 + (spread * 7919 % 1000) / 2000) if spread else self._ttl
-        return entry is not None and self._clock() - entry.at < ttl and entry.signature == signature
+        """Cached, unchanged and not due for its periodic refresh.
+
+        Without ``spread``: younger than ``cache_ttl``. With ``spread`` (a VMID): the VM's
+        refreshes fall on its own phase of a ``cache_ttl``-long period — due once the clock has
+        passed ``k * cache_ttl - phase`` for a ``k`` it had not passed at the last read — so
+        each VM is re-read once per ``cache_ttl`` (never staler than that) and, whatever the
+        cold cycle that filled them all, the refreshes of N VMs are spread evenly: about
+        ``N * interval / cache_ttl`` per cycle, every cycle."""
+        if entry is None or entry.signature != signature:
+            return False
+        now = self._clock()
+        if not spread:
+            return now - entry.at < self._ttl
+        phase = (spread * 7919 % 1000) / 1000 * self._ttl
+        return (now + phase) // self._ttl == (entry.at + phase) // self._ttl
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
