@@ -24,8 +24,8 @@ import asyncio
 from dataclasses import dataclass, field, replace
 
 from provisiond.core.desired import DesiredVM
-from provisiond.core.errors import LockedError, PermanentError, TransientError
-from provisiond.core.observed import ObservedState, ObservedVM, Task, VMStatus
+from provisiond.core.errors import LockedError, PermanentError
+from provisiond.core.observed import ObservedState, ObservedVM, Task
 from provisiond.core.ownership import owner, paused
 from provisiond.core.ports import ClusterReader, ProxmoxWriter, VMConfigRead
 from provisiond.runtime.actions.tasks import Caller, TaskWaiter
@@ -97,15 +97,6 @@ class ActionContext:
 
     async def active_tasks(self) -> tuple[Task, ...]:
         return await self.call("active_tasks", self.reader.active_tasks)
-
-    async def present(self, vmid: int, what: str) -> ObservedVM:
-        """The VM, freshly read; it must exist and its host must answer."""
-        vm = await self.read(vmid)
-        if vm is None:
-            raise PermanentError(f"cannot {what} VM {vmid}: it does not exist (any more)")
-        if vm.status is VMStatus.UNKNOWN:
-            raise TransientError(f"cannot {what} VM {vmid}: its host {vm.host} does not answer")
-        return vm
 
     def check_ours(self, vm: ObservedVM, what: str) -> None:
         """Before a disruptive call: the VM must be ours (and this fleet's), unpaused, unlocked."""
