@@ -4,6 +4,14 @@ Thin by design: one method per API call, parameters named as PVE names them (END
 every async call returning the task to wait for. Deciding *whether* to call (adoption, the
 re-read before disruptive calls, retries) is the executor's job. After every write the VM's
 cached config is invalidated so the next observation reads it fresh.
+
+Config writes and resizes carry the ``digest`` of the config the executor just read; PVE's
+``checksum mismatch`` answer becomes ``StaleDigestError`` (requeue, never a blind retry).
+
+Task listing (``running_tasks``): ``GET /nodes/{n}/tasks?source=active`` lists the tasks
+running on a node (SEMANTICS §4: ``source=active`` includes exactly the running tasks, with
+``status: RUNNING``); a task not in it has stopped, and its exit status is then read once from
+``…/tasks/{upid}/status``. One listing serves every task waited for on that node.
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import PermanentError
-from provisiond.core.ports import TaskRef, TaskStatus
+from provisiond.core.errors import PermanentError, TransientError
+from provisiond.core.ports import StaleDigestError, TaskRef, TaskStatus
 
 _VM = "/nodes/{node}/qemu/{vmid}"
 
@@ -24,6 +32,13 @@ def _task(node: str, upid: Any, what: str) -> TaskRef:
     # The UPID names the node that runs the task (a clone runs on the template's node).
     parts = upid.split(":")
     return TaskRef(node=parts[1] if len(parts) > 2 and parts[1] else node, upid=upid)
+
+
+def _stale(exc: TransientError) -> TransientError:
+    """PVE's digest mismatch as ``StaleDigestError``; any other transient error unchanged."""
+    if "checksum mismatch" in str(exc):
+        return StaleDigestError(str(exc))
+    return exc
 
 
 class ProxmoxActions:
@@ -69,19 +84,35 @@ class ProxmoxActions:
         return _task(template_host, upid, f"POST {_VM}/clone")
 
     async def configure(
-        self, *, host: str, vmid: int, values: Mapping[str, str], delete: tuple[str, ...]
+        self,
+        *,
+        host: str,
+        vmid: int,
+        values: Mapping[str, str],
+        delete: tuple[str, ...],
+        digest: str | None = None,
     ) -> None:
         params: dict[str, Any] = dict(values)
         if delete:
             params["delete"] = ",".join(delete)
-        await self._client.put(f"{_VM}/config", params, node=host, vmid=vmid)
-        self._invalidate(vmid)
+        params["digest"] = digest
+        try:
+            await self._client.put(f"{_VM}/config", params, node=host, vmid=vmid)
+        except TransientError as exc:
+            raise _stale(exc) from exc
+        finally:
+            self._invalidate(vmid)
 
-    async def resize(self, *, host: str, vmid: int, disk: str, size_bytes: int) -> TaskRef:
-        upid = await self._client.put(
-            f"{_VM}/resize", {"disk": disk, "size": str(size_bytes)}, node=host, vmid=vmid
-        )
-        self._invalidate(vmid)
+    async def resize(
+        self, *, host: str, vmid: int, disk: str, size_bytes: int, digest: str | None = None
+    ) -> TaskRef:
+        params = {"disk": disk, "size": str(size_bytes), "digest": digest}
+        try:
+            upid = await self._client.put(f"{_VM}/resize", params, node=host, vmid=vmid)
+        except TransientError as exc:
+            raise _stale(exc) from exc
+        finally:
+            self._invalidate(vmid)
         return _task(host, upid, f"PUT {_VM}/resize")
 
     async def start(self, *, host: str, vmid: int) -> TaskRef:
@@ -128,6 +159,14 @@ class ProxmoxActions:
         running = str(data.get("status")) == "running"
         exitstatus = data.get("exitstatus")
         return TaskStatus(running=running, exitstatus=None if running else str(exitstatus))
+
+    async def running_tasks(self, node: str) -> frozenset[str]:
+        data = await self._client.get("/nodes/{node}/tasks", {"source": "active"}, node=node)
+        return frozenset(
+            str(t["upid"])
+            for t in data or []
+            if str(t.get("status", "RUNNING")).upper() == "RUNNING" and not t.get("endtime")
+        )
 
     async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]:
         data = await self._client.get(

@@ -7,9 +7,14 @@ when the resource list shows a change:
 - a VM's config and pending changes — one ``GET …/pending`` gives both (``value`` is the current
   value, ``pending``/``delete`` the change waiting for a reboot) — refetched when the VM's
   resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
-  wrote to it (``invalidate``), or when the entry is older than ``cache_ttl``;
+  wrote to it or read it to act on it (``invalidate``), and once per ``cache_ttl`` on the VM's
+  own phase, so the refreshes are spread evenly over the cycles (``_fresh``);
 - PCI mappings (``/cluster/mapping/pci``), per-host storage (``/nodes/{n}/storage``) and PCI
   devices (``/nodes/{n}/hardware/pci``).
+
+The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM's host — one
+request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
+is not known.
 
 What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
 asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
@@ -27,7 +32,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import AuthError, ProvisiondError
+from provisiond.core.errors import AuthError, PermanentError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -41,6 +46,7 @@ from provisiond.core.observed import (
     VMConfig,
     VMStatus,
 )
+from provisiond.core.ports import VMConfigRead
 from provisiond.core.pveconfig import parse_config, parse_tags, split_props
 
 log = structlog.get_logger("provisiond.observer")
@@ -129,11 +135,21 @@ class ProxmoxObserver:
     def _fresh(
         self, entry: _Cached[Any] | None, signature: tuple[object, ...] = (), spread: int = 0
     ) -> bool:
-        """Cached, unchanged and younger than the TTL. ``spread`` (a VMID) gives each VM its own
-        TTL between half and all of ``cache_ttl``, so the configs filled by one cold cycle are
-        not all refetched in one later cycle."""
-        ttl = self._ttl * (0.5 + (spread * 7919 % 1000) / 2000) if spread else self._ttl
-        return entry is not None and self._clock() - entry.at < ttl and entry.signature == signature
+        """Cached, unchanged and not due for its periodic refresh.
+
+        Without ``spread``: younger than ``cache_ttl``. With ``spread`` (a VMID): the VM's
+        refreshes fall on its own phase of a ``cache_ttl``-long period — due once the clock has
+        passed ``k * cache_ttl - phase`` for a ``k`` it had not passed at the last read — so
+        each VM is re-read once per ``cache_ttl`` (never staler than that) and, whatever the
+        cold cycle that filled them all, the refreshes of N VMs are spread evenly: about
+        ``N * interval / cache_ttl`` per cycle, every cycle."""
+        if entry is None or entry.signature != signature:
+            return False
+        now = self._clock()
+        if not spread:
+            return now - entry.at < self._ttl
+        phase = (spread * 7919 % 1000) / 1000 * self._ttl
+        return (now + phase) // self._ttl == (entry.at + phase) // self._ttl
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
@@ -165,6 +181,51 @@ class ProxmoxObserver:
                 # and the effect of a write (caches are invalidated on write) are provable.
                 return self._vm(item, await self._get_config(item, []))
         return None
+
+    async def vm_status(self, vmid: int, host: str) -> ObservedVM | None:
+        """``GET …/status/current`` on ``host``: one request, whatever the cluster's size."""
+        data = await self._on_host("/nodes/{node}/qemu/{vmid}/status/current", vmid, host)
+        if data is None:
+            return None
+        ha = data.get("ha") or {}
+        return ObservedVM(
+            vmid=vmid,
+            name=str(data.get("name", f"VM {vmid}")),
+            host=host,
+            status=_STATUSES.get(str(data.get("status")), VMStatus.UNKNOWN),
+            cores=int(data.get("cpus", 0) or 0),
+            memory_mib=int(data.get("maxmem", 0) or 0) // MIB,
+            template=_pve_bool(data.get("template", 0)),
+            lock=str(data["lock"]) if data.get("lock") else None,
+            tags=parse_tags(str(data.get("tags", ""))),
+            ha_state="managed" if _pve_bool(ha.get("managed", 0)) else None,
+        )
+
+    async def vm_config(self, vmid: int, host: str) -> VMConfigRead | None:
+        """``GET …/config`` on ``host`` (pending merged, with ``digest``). The VM is being acted
+        on: its cached config is dropped so the next observation reads the outcome."""
+        self.invalidate(vmid)
+        data = await self._on_host("/nodes/{node}/qemu/{vmid}/config", vmid, host)
+        if data is None:
+            return None
+        raw = {str(k): str(v) for k, v in data.items() if k not in ("digest", "lock")}
+        return VMConfigRead(
+            vmid=vmid,
+            host=host,
+            config=parse_config(raw),
+            digest=str(data["digest"]) if data.get("digest") else None,
+            lock=str(data["lock"]) if data.get("lock") else None,
+        )
+
+    async def _on_host(self, template: str, vmid: int, host: str) -> Mapping[str, Any] | None:
+        """A per-VM GET; ``None`` when PVE says the VM's config does not exist on ``host``."""
+        try:
+            data = await self._client.get(template, node=host, vmid=vmid)
+        except PermanentError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return data if isinstance(data, Mapping) else {}
 
     async def permissions(self) -> dict[str, dict[str, bool]]:
         """The token's privileges: ``GET /access/permissions`` (path → {priv: propagate})."""

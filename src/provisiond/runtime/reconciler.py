@@ -11,9 +11,16 @@ cycle come sooner:
   a failed cycle or an incomplete observation (a read failed), after ``max(follow_up, 5)`` s (the
   interval if shorter).
 
+"Progress" is only a hint that the next step may be plannable: whether an action had an effect
+is judged by the next observation. An action planned again on an unchanged VM is held back by
+the executor's per-action ``RepeatLimiter`` (1 s doubling to 15 min, forgotten when the VM
+changes), so it reports no progress and a growing retry hint; ``CycleRate`` caps cycles globally
+(``max_cycle_rate`` per second after a ``cycle_burst``) under every rule, triggers included.
+
 Invariants:
 - one cycle at a time; triggers arriving during a cycle coalesce into one next cycle, and a burst
-  of triggers is debounced (``debounce`` seconds);
+  of triggers is debounced (``debounce`` seconds); never more than ``max_cycle_rate`` cycles per
+  second in the long run;
 - a failing cycle (observation error, a bug) is logged and counted, never kills the loop;
 - a cycle is *converged* only when its observation was complete (``read_failures`` empty): a
   plan with nothing to do made from a failed read (every missing VM blocked as unobserved) is not
@@ -40,6 +47,7 @@ from provisiond.core.errors import SpecError
 from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Plan
 from provisiond.core.ports import ClusterReader, SpecSource
+from provisiond.runtime.backoff import CycleRate
 from provisiond.runtime.executor import Executor
 from provisiond.runtime.results import ExecutionReport
 
@@ -125,6 +133,8 @@ class Reconciler:
         follow_up: float = 2.0,
         debounce: float = 0.1,
         read_only: bool = False,
+        max_cycle_rate: float = 2.0,
+        cycle_burst: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         listener: CycleListener | None = None,
     ) -> None:
@@ -137,6 +147,7 @@ class Reconciler:
         self.debounce = debounce
         self.read_only = read_only
         self._clock = clock
+        self._rate = CycleRate(clock=clock, rate=max_cycle_rate, burst=cycle_burst)
         self._listener = listener
         self._triggers = _Triggers()
         self._ids = itertools.count(1)
@@ -178,12 +189,20 @@ class Reconciler:
     async def run(self, stop: asyncio.Event) -> None:
         self.trigger("start")
         while not stop.is_set():
+            await self._sleep_unless(self._rate.delay(), stop)
+            if stop.is_set():
+                break
+            self._rate.take()
             result = await self.cycle(stop)
             delay = self._next_delay(result)
             if not await self._wait(delay, stop):
                 continue  # timer
             # a trigger: let a burst settle, then go
             await self._sleep_unless(self.debounce, stop)
+
+    def next_delay(self, result: CycleResult) -> float:
+        """Seconds until the cycle after ``result`` (without triggers), the cycle cap included."""
+        return max(self._next_delay(result), self._rate.delay())
 
     def _next_delay(self, result: CycleResult) -> float:
         retry_soon = min(self.interval, max(self.follow_up, 5.0))
@@ -309,8 +328,11 @@ class Reconciler:
             **({"unobserved": list(observed.read_failures)} if observed.read_failures else {}),
         )
         report: ExecutionReport | None = None
+        self._executor.planned(plan)
         if not self.read_only and not plan.empty and not stop.is_set():
-            report = await self._executor.execute(plan, desired=desired, stop=stop)
+            report = await self._executor.execute(
+                plan, desired=desired, observed=observed, stop=stop
+            )
         result = CycleResult(
             cid,
             self._clock() - started,

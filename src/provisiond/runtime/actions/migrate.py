@@ -1,9 +1,11 @@
 """Migrate: a VM moves host, live (``online``) or offline; and the GPU move composed from steps.
 
-Adoption: a VM already on its target (and unlocked) is *adopted*; a ``qmigrate``/``hamigrate``
-task running for it — ours from before a restart, or another leader's — is waited for, never
-re-POSTed. A migrate POST is never repeated without looking first (a lost answer may hide an
-accepted POST). Success is the VM on the target in a fresh read.
+The VM is re-read right before, on the source (``GET …/status/current``), and if it is not
+there, on the target. Adoption: a VM already on its target (and unlocked) is *adopted*; a
+``qmigrate``/``hamigrate`` task running for it — ours from before a restart, or another
+leader's — is waited for, never re-POSTed. A migrate POST is never repeated without looking
+first (a lost answer may hide an accepted POST). Success is the VM on the target in a fresh
+read of the target.
 
 A ``GpuMove`` is the ordered steps shutdown → offline migrate → start (its Kubernetes steps fail
 as not configured, see ``kube``); a step whose effect is already in place is skipped, so a move
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 from provisiond.core.actions import GpuMove, MoveStep
 from provisiond.core.errors import PermanentError, TransientError
+from provisiond.core.observed import VMStatus
 from provisiond.core.ports import TaskRef
 from provisiond.runtime.actions import kube, power
-from provisiond.runtime.actions.context import ActionContext, AdoptedSignal
+from provisiond.runtime.actions.context import ActionContext, AdoptedSignal, ReplanSignal
 
 
 async def migrate(
@@ -28,25 +31,30 @@ async def migrate(
     local_disks: bool,
     ctx: ActionContext,
 ) -> None:
-    vm = await ctx.present(vmid, "migrate")
-    if vm.host == target and vm.lock is None:
-        raise AdoptedSignal(f"VM {vmid} already on {target}")
+    vm = await ctx.status(vmid, source)
+    if vm is None:
+        there = await ctx.status(vmid, target)
+        if there is not None and there.lock is None:
+            raise AdoptedSignal(f"VM {vmid} already on {target}")
+        if there is None:
+            raise ReplanSignal(f"VM {vmid} is on neither {source} nor {target}: replanning")
     running = await _migration_running(vmid, ctx)
     if running is not None:
         await ctx.tasks.wait(running, f"migrate {vmid} (adopted)")
         await _expect_host(vmid, target, ctx)
         raise AdoptedSignal(f"VM {vmid} migration to {target} was under way (adopted)")
-    ctx.check_ours(vm, "migrate")
-    if vm.host != source:
-        raise PermanentError(f"VM {vmid} is on {vm.host}, not {source}: replanning")
+    if vm is None:  # on the target, locked, no migration running: someone else's doing
+        raise PermanentError(f"VM {vmid} is on {target} but locked: replanning")
+    if vm.status is VMStatus.UNKNOWN:
+        raise TransientError(f"cannot migrate VM {vmid}: its host {source} does not answer")
+    ctx.check_ours(await ctx.owned(vm), "migrate")
     attempts = 0
 
     async def attempt() -> TaskRef | None:
         nonlocal attempts
         attempts += 1
         if attempts > 1:  # the last POST may have been accepted: look first
-            again = await ctx.read(vmid)
-            if again is not None and again.host == target:
+            if await ctx.status(vmid, target) is not None:
                 return None
             if await _migration_running(vmid, ctx) is not None:
                 return None
@@ -69,6 +77,8 @@ async def gpu_move(a: GpuMove, ctx: ActionContext) -> None:
             kube.not_configured(f"{step.value} node {a.node} of VM {a.vmid}")
         try:
             if step is MoveStep.SHUTDOWN:
+                if await ctx.status(a.vmid, a.source) is None:
+                    continue  # not on the source any more: the migrate step looks at the target
                 await power.shutdown(a.vmid, a.source, a.force_stop, ctx)
             elif step is MoveStep.MIGRATE_OFFLINE:
                 await migrate(
@@ -96,7 +106,5 @@ async def _migration_running(vmid: int, ctx: ActionContext) -> TaskRef | None:
 
 
 async def _expect_host(vmid: int, target: str, ctx: ActionContext) -> None:
-    vm = await ctx.read(vmid)
-    if vm is None or vm.host != target:
-        got = vm.host if vm is not None else "gone"
-        raise TransientError(f"migrate {vmid}: VM is on {got}, not {target} yet")
+    if await ctx.status(vmid, target) is None:
+        raise TransientError(f"migrate {vmid}: VM is not on {target} yet")
