@@ -87,7 +87,9 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
                 console.print("Apply cancelled.")
                 return EXIT_ERROR
         with progress:
-            report = await built.executor.execute(plan, desired=desired, stop=stop)
+            report = await built.executor.execute(
+                plan, desired=desired, observed=observed, stop=stop
+            )
         if stop.is_set():
             console.print("[yellow]interrupted: in-flight Proxmox tasks continue server-side[/]")
             return EXIT_ERROR
