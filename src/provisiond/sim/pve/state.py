@@ -183,6 +183,8 @@ class VmState:
     def digest(self) -> str:
         text = "\n".join(f"{k}: {v}" for k, v in sorted(self.config.items()))
         text += "".join(f"\n[pending] {k}: {v}" for k, v in sorted(self.pending.items()))
+        if self.pending_delete:
+            text += "\n[pending] delete: " + ",".join(sorted(self.pending_delete))
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
     def apply_pending(self) -> None:

@@ -11,7 +11,8 @@ import time
 import uuid
 
 from provisiond.core.topology import StorageType
-from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve import pending
+from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
 from provisiond.sim.pve.handlers.power import start_vm
@@ -19,7 +20,6 @@ from provisiond.sim.pve.handlers.privileges import check_config_perms, check_hos
 from provisiond.sim.pve.permissions import perm_error
 from provisiond.sim.pve.state import (
     DISK_RE,
-    FAST_PLUG,
     NET_RE,
     Cluster,
     GiB,
@@ -160,40 +160,38 @@ def _allocate_disk(cluster: Cluster, vm: VmState, value: str) -> str:
     return ",".join([vol, *rest, f"size={format_size(int(size) * GiB)}"])
 
 
+def _conflict(param: str, first: str, second: str) -> ParamError:
+    """qemu-server's text (its closing quote unmatched, sic)."""
+    return ParamError({param: f"you can't use '{first}' and {second}' at the same time"})
+
+
 def _changes(call: Call) -> tuple[dict[str, Value], list[str], list[str]]:
     changes = {k: v for k, v in call.params.items() if k not in CONTROL}
     delete = split_list(call.get_str("delete") or "")
     revert = split_list(call.get_str("revert") or "")
     if not changes and not delete and not revert:
         raise PveError("no options specified")
+    # qemu-server raises the first conflict it finds (keyed "delete" for a revert, sic)
+    for key in revert:
+        if key in changes:
+            raise _conflict("delete", f"-{key}", f"-revert {key}")
+    for key in delete:
+        if key in changes:
+            raise _conflict("delete", f"-{key}", f"-delete {key}")
+        if key in revert:
+            raise _conflict("revert", f"-delete {key}", f"-revert {key}")
     if "tags" in changes:
         changes["tags"] = normalise_tags(str(changes["tags"]))
     return changes, delete, revert
 
 
-def _hotpluggable(key: str) -> bool:
-    return key in FAST_PLUG or key.startswith(("net", "scsi", "virtio", "sata", "ide", "usb"))
-
-
 def _apply(
     cluster: Cluster, vm: VmState, changes: dict[str, Value], delete: list[str], revert: list[str]
 ) -> None:
-    for key in revert:
-        vm.pending.pop(key, None)
-        vm.pending_delete.discard(key)
-    for key, given in changes.items():
-        value = _allocate_disk(cluster, vm, str(given)) if DISK_RE.match(key) else given
-        if vm.running and not _hotpluggable(key):
-            vm.pending[key] = value
-        else:
-            vm.config[key] = value
-            vm.pending.pop(key, None)
-    for key in delete:
-        if vm.running and not _hotpluggable(key):
-            vm.pending_delete.add(key)
-        else:
-            vm.config.pop(key, None)
-            vm.pending.pop(key, None)
+    def allocate(key: str, value: Value) -> Value:
+        return _allocate_disk(cluster, vm, str(value)) if DISK_RE.match(key) else value
+
+    pending.update(vm, changes, delete, revert, allocate=allocate)
 
 
 def _prepare_update(call: Call) -> tuple[VmState, dict[str, Value], list[str], list[str]]:
