@@ -93,6 +93,7 @@ class Task:
     exitstatus: str | None = None
     endtime: int | None = None
     progress: float = 0.0
+    seconds: float = 0.0  # simulated seconds the body has advanced (before time_scale)
     log: list[str] = field(default_factory=list)
     warnings: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -147,6 +148,7 @@ class TaskContext:
         """Advance to ``fraction`` of the task over ``seconds`` simulated seconds."""
         start = self.task.progress
         scale = self._tasks.time_scale
+        self.task.seconds += seconds
         for th in self._tasks.take_holds(self.task, start, fraction):
             part = (th.fraction - start) / (fraction - start)
             await asyncio.sleep(seconds * part * scale)
