@@ -11,7 +11,7 @@ import time
 import uuid
 
 from provisiond.core.topology import StorageType
-from provisiond.sim.pve import pending
+from provisiond.sim.pve import devices, pending
 from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
@@ -32,7 +32,9 @@ from provisiond.sim.pve.tasks import DURATIONS, TaskContext
 from provisiond.sim.pve.validation import split_list, split_propstring
 
 # parameters of config writes that are not config keys
-CONTROL = frozenset({"node", "vmid", "digest", "skiplock", "background_delay", "delete", "revert"})
+CONTROL = frozenset(
+    {"node", "vmid", "digest", "skiplock", "background_delay", "delete", "revert", "force"}
+)
 
 
 # -- list, status ----------------------------------------------------------------------------
@@ -160,6 +162,14 @@ def _allocate_disk(cluster: Cluster, vm: VmState, value: str) -> str:
     return ",".join([vol, *rest, f"size={format_size(int(size) * GiB)}"])
 
 
+def _resolve_cdrom_alias(changes: dict[str, Value]) -> None:
+    """qemu-server ``resolve_cdrom_alias``: ``cdrom`` is ``ide2`` with ``media=cdrom``."""
+    value = changes.pop("cdrom", None)
+    if value is not None:
+        text = str(value)
+        changes["ide2"] = text if "media=" in text else f"{text},media=cdrom"
+
+
 def _conflict(param: str, first: str, second: str) -> ParamError:
     """qemu-server's text (its closing quote unmatched, sic)."""
     return ParamError({param: f"you can't use '{first}' and {second}' at the same time"})
@@ -167,7 +177,8 @@ def _conflict(param: str, first: str, second: str) -> ParamError:
 
 def _changes(call: Call) -> tuple[dict[str, Value], list[str], list[str]]:
     changes = {k: v for k, v in call.params.items() if k not in CONTROL}
-    delete = split_list(call.get_str("delete") or "")
+    _resolve_cdrom_alias(changes)
+    delete = ["ide2" if k == "cdrom" else k for k in split_list(call.get_str("delete") or "")]
     revert = split_list(call.get_str("revert") or "")
     if not changes and not delete and not revert:
         raise PveError("no options specified")
@@ -189,6 +200,8 @@ def _apply(
     cluster: Cluster, vm: VmState, changes: dict[str, Value], delete: list[str], revert: list[str]
 ) -> None:
     def allocate(key: str, value: Value) -> Value:
+        if NET_RE.match(key):
+            return devices.with_mac(str(value), cluster.new_mac)
         return _allocate_disk(cluster, vm, str(value)) if DISK_RE.match(key) else value
 
     pending.update(vm, changes, delete, revert, allocate=allocate)
@@ -254,8 +267,9 @@ async def create_vm(call: Call) -> object:
     changes = {
         k: v
         for k, v in call.params.items()
-        if k not in {"node", "vmid", "pool", "start", "storage"}
+        if k not in {"node", "vmid", "pool", "start", "storage", "force"}
     }
+    _resolve_cdrom_alias(changes)
     check_hostpci_perm(call, changes, vmid, pool)
     check_config_perms(call, vmid, pool, changes, [])
     if "tags" in changes:
@@ -268,15 +282,17 @@ async def create_vm(call: Call) -> object:
         await ctx.progress_to(1.0, DURATIONS["qmcreate"])
         cfg: dict[str, Value] = {"smbios1": f"uuid={uuid.uuid4()}", "vmgenid": str(uuid.uuid4())}
         template = changes.pop("template", 0)
+        cfg["meta"] = devices.meta_info()
         for key, value in changes.items():
-            model, comma, rest = str(value).partition(",")
-            if NET_RE.match(key) and "=" not in model:  # "virtio,bridge=…": PVE adds a MAC
-                value = f"{model}={cluster.new_mac()}{comma}{rest}"  # noqa: PLW2901 - rewritten
-            cfg[key] = value
+            cfg[key] = devices.with_mac(str(value), cluster.new_mac) if NET_RE.match(key) else value
+        if str(cfg.get("vmgenid")) == "1":
+            cfg["vmgenid"] = str(uuid.uuid4())
         vm.config = cfg
         for key, value in list(cfg.items()):
             if DISK_RE.match(key):
                 cfg[key] = _allocate_disk(cluster, vm, str(value))
+        if "boot" not in cfg and (boot := devices.default_boot(cfg)) is not None:
+            cfg["boot"] = boot
         if template:
             cfg["template"] = 1
         if start:
