@@ -123,6 +123,18 @@ class PciMap:
 
 
 @dataclass
+class Snapshot:
+    """A VM snapshot as PVE's config file keeps it: a copy of the config at that moment."""
+
+    name: str
+    config: dict[str, Value]
+    snaptime: int
+    description: str = ""
+    parent: str | None = None
+    vmstate: bool = False  # RAM saved: a rollback resumes the VM running
+
+
+@dataclass
 class VmState:
     vmid: int
     node: str
@@ -136,6 +148,7 @@ class VmState:
     hastate: str | None = None
     pool: str | None = None
     acpi_responds: bool = True  # False: a shutdown times out (``got timeout``)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -33,6 +33,12 @@ DURATIONS: dict[str, float] = {
     "qmstop": 1.0,
     "qmshutdown": 10.0,
     "qmreboot": 13.0,
+    "qmsuspend": 1.0,
+    "qmresume": 0.5,
+    "qmreset": 0.5,
+    "qmsnapshot": 2.0,  # plus the RAM when ``vmstate`` is saved (handlers/snapshots.py)
+    "qmdelsnapshot": 1.0,
+    "qmrollback": 2.0,
     "qmdestroy": 2.0,
     "qmtemplate": 3.0,
     "resize": 1.0,

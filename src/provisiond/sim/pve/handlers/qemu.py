@@ -11,7 +11,7 @@ import time
 import uuid
 
 from provisiond.core.topology import StorageType
-from provisiond.sim.pve import devices, pending
+from provisiond.sim.pve import devices, load, pending
 from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
@@ -44,6 +44,7 @@ async def list_vms(call: Call) -> object:
     cluster = call.cluster
     node = cluster.node(str(call.params["node"]))
     out = []
+    now = time.time()
     for vm in sorted(cluster.vms.values(), key=lambda v: v.vmid):
         if vm.node != node.name or not call.perms.has(f"/vms/{vm.vmid}", ["VM.Audit"]):
             continue
@@ -54,9 +55,9 @@ async def list_vms(call: Call) -> object:
             "cpus": vm.cpus(),
             "maxmem": vm.memory_bytes(),
             "maxdisk": vm.disk_bytes(),
-            "uptime": int(time.time() - vm.started_at) if vm.running and vm.started_at else 0,
-            "cpu": 0,
-            "mem": 0,
+            "uptime": int(now - vm.started_at) if vm.running and vm.started_at else 0,
+            "cpu": load.vm_cpu(vm, now),
+            "mem": load.vm_mem(vm, now),
             "disk": 0,
             "netin": 0,
             "netout": 0,
@@ -79,6 +80,7 @@ async def list_vms(call: Call) -> object:
 
 async def status_current(call: Call) -> object:
     vm = call.vm()
+    now = time.time()
     out: dict[str, object] = {
         "vmid": vm.vmid,
         "name": vm.name,
@@ -87,9 +89,9 @@ async def status_current(call: Call) -> object:
         "cpus": vm.cpus(),
         "maxmem": vm.memory_bytes(),
         "maxdisk": vm.disk_bytes(),
-        "uptime": int(time.time() - vm.started_at) if vm.running and vm.started_at else 0,
-        "cpu": 0.01 if vm.running else 0,
-        "mem": vm.memory_bytes() // 2 if vm.running else 0,
+        "uptime": int(now - vm.started_at) if vm.running and vm.started_at else 0,
+        "cpu": load.vm_cpu(vm, now),
+        "mem": load.vm_mem(vm, now),
         "disk": 0,
         "netin": 0,
         "netout": 0,
@@ -119,8 +121,12 @@ async def get_config(call: Call) -> object:
     vm = call.vm()
     snapshot = call.get_str("snapshot")
     if snapshot is not None:
-        raise PveError(f"snapshot '{snapshot}' does not exist")
-    cfg = dict(vm.config) if call.flag("current") else vm.merged()
+        snap = vm.snapshots.get(snapshot)
+        if snap is None:
+            raise PveError(f"snapshot '{snapshot}' does not exist")
+        cfg = dict(snap.config)
+    else:
+        cfg = dict(vm.config) if call.flag("current") else vm.merged()
     if "cipassword" in cfg:
         cfg["cipassword"] = "**********"
     cfg["digest"] = vm.digest()
