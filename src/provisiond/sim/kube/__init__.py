@@ -9,6 +9,7 @@ fault seams. docs/simulator.md says what is and is not simulated.
 """
 
 from provisiond.sim.kube.cluster import Options
+from provisiond.sim.kube.link import Membership, start_linked
 from provisiond.sim.kube.server import KubeSim
 
-__all__ = ["KubeSim", "Options"]
+__all__ = ["KubeSim", "Membership", "Options", "start_linked"]

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -30,6 +30,9 @@ from provisiond.sim.kube.errors import Obj
 from provisiond.sim.kube.faults import KubeFault
 from provisiond.sim.kube.resources import RESOURCES
 from provisiond.sim.pve import certs
+
+if TYPE_CHECKING:
+    from provisiond.sim.kube.link import Link
 
 T = TypeVar("T")
 
@@ -56,6 +59,7 @@ class KubeSim:
         self._own_thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._stoppers: list[Callable[[], None]] = []  # run on the loop at stop (link tasks …)
+        self.link: Link | None = None  # set by ``start_linked``
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> KubeSim:
@@ -109,6 +113,10 @@ class KubeSim:
         if self._tmp is not None:
             with contextlib.suppress(OSError):
                 self._tmp.cleanup()
+
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the loop when the simulator stops (before it stops serving)."""
+        self._stoppers.append(fn)
 
     def __enter__(self) -> KubeSim:
         return self
