@@ -298,3 +298,47 @@ def test_evicted_deployment_pods_are_replaced_on_another_gpu_worker(world: World
     )
     world.core.create_namespaced_pod_eviction(second.metadata.name, "ml", body)
     until(lambda: len(running_on("gpu-wk2")) == 4 and not running_on("gpu-wk1"))
+
+
+def test_kubectl_drain_honours_the_budget(world: World, tmp_path: Any) -> None:
+    """kubectl (>= 1.25: policy/v1 evictions) drains a GPU worker: DaemonSet pods ignored, the
+    second eviction waits out a 429 until the replacement is Ready on the other worker."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (apt-get install -y kubernetes-client)")
+    world.start(138)
+    world.start(139)
+    until(
+        lambda: (
+            world.policy.read_namespaced_pod_disruption_budget(
+                "inference", "ml"
+            ).status.disruptions_allowed
+            == 1
+        )
+    )
+    config = world.kube.write_kubeconfig(tmp_path / "kubeconfig")
+    done = subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            str(config),
+            "drain",
+            "gpu-wk1",
+            "--ignore-daemonsets",
+            "--timeout=60s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "node/gpu-wk1 drained" in done.stdout
+    assert "ignoring DaemonSet-managed Pods: kube-system/kube-proxy-" in done.stderr
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in done.stderr
+    left = world.core.list_pod_for_all_namespaces(field_selector="spec.nodeName=gpu-wk1").items
+    assert [p.metadata.labels.get("k8s-app") for p in left] == ["kube-proxy"]
+    assert world.node("gpu-wk1").spec.unschedulable is True
