@@ -342,3 +342,24 @@ def test_kubectl_drain_honours_the_budget(world: World, tmp_path: Any) -> None:
     left = world.core.list_pod_for_all_namespaces(field_selector="spec.nodeName=gpu-wk1").items
     assert [p.metadata.labels.get("k8s-app") for p in left] == ["kube-proxy"]
     assert world.node("gpu-wk1").spec.unschedulable is True
+
+
+@pytest.mark.parametrize(
+    ("example", "skipped", "control_plane"),
+    [
+        ("cps-gpu", {"k3s-maint"}, {"k3s-cp1", "k3s-cp2", "k3s-cp3"}),
+        ("inferno", set(), {"inferno-master-01", "inferno-master-02", "inferno-master-03"}),
+    ],
+)
+def test_membership_from_a_fleet_spec(
+    example: str, skipped: set[str], control_plane: set[str]
+) -> None:
+    from pathlib import Path
+
+    from provisiond.adapters.specfile import load_desired
+
+    fleet = Path(__file__).resolve().parents[3] / "config" / "examples" / example / "fleet.yaml"
+    membership = Membership.from_desired(load_desired([fleet]))
+    assert membership.skip == skipped
+    assert membership.control_plane == control_plane
+    assert not membership.is_control_plane("gpu-wk1")
