@@ -303,12 +303,19 @@ def test_evicted_deployment_pods_are_replaced_on_another_gpu_worker(world: World
 def test_kubectl_drain_honours_the_budget(world: World, tmp_path: Any) -> None:
     """kubectl (>= 1.25: policy/v1 evictions) drains a GPU worker: DaemonSet pods ignored, the
     second eviction waits out a 429 until the replacement is Ready on the other worker."""
+    import json
     import shutil
     import subprocess
 
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed (apt-get install -y kubernetes-client)")
+    version = subprocess.run(
+        [kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
+    )
+    minor = int(json.loads(version.stdout)["clientVersion"]["minor"].rstrip("+"))
+    if minor < 25:
+        pytest.skip(f"kubectl 1.{minor} evicts through policy/v1beta1; drain needs >= 1.25")
     world.start(138)
     world.start(139)
     until(
