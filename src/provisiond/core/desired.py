@@ -151,11 +151,20 @@ class Overcommit:
     memory: float = 1.0
 
 
+class HaBalance(StrEnum):
+    """Who rebalances HA-managed VMs (PVE 9.x: the CRS can, with ``ha-auto-rebalance``)."""
+
+    AUTO = "auto"  # provisiond unless the CRS auto-rebalance is on (or may be: options unread)
+    ALWAYS = "always"  # provisiond, even beside the CRS balancer (two balancers: risk of churn)
+    NEVER = "never"  # never provisiond: HA-managed VMs are the HA manager's
+
+
 @dataclass(frozen=True, slots=True)
 class RebalancePolicy:
     enabled: bool = False
     memory_threshold: float = 0.90
     cpu_threshold: float = 1.0
+    ha_managed: HaBalance = HaBalance.AUTO
 
 
 @dataclass(frozen=True, slots=True)

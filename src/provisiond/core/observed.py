@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from provisiond.core.desired import IpConfig, Taint
+from provisiond.core.hacluster import HaCluster
 
 MANAGED_ANNOTATION = "provisiond.dev/managed"  # JSON: {"labels": [...], "taints": [...]}
 PAUSED_ANNOTATION = "provisiond.dev/paused"
@@ -218,6 +219,7 @@ class ObservedState:
     kube: tuple[KubeNode, ...] | None = None  # None: no Kubernetes configured (or unreadable)
     unobserved: Unobserved = field(default_factory=Unobserved)
     self_vmid: int | None = None  # the VM provisiond runs in: never disrupted
+    ha: HaCluster = field(default_factory=HaCluster)  # PVE 9.x HA rules and CRS auto-rebalance
 
     @property
     def read_failures(self) -> tuple[str, ...]:

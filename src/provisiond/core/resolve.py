@@ -18,6 +18,7 @@ from provisiond.core.desired import (
     DesiredVM,
     DiskSpec,
     GpuRequest,
+    HaBalance,
     IpConfig,
     KubeNodeSpec,
     NicSpec,
@@ -74,6 +75,7 @@ def resolve_policy(p: PolicySpec) -> Policy:
             enabled=p.rebalance.enabled,
             memory_threshold=p.rebalance.memory_threshold,
             cpu_threshold=p.rebalance.cpu_threshold,
+            ha_managed=HaBalance(p.rebalance.ha_managed),
         ),
         maintenance=tuple(p.maintenance),
     )

@@ -8,8 +8,8 @@ stopped VM still owns its claim).
 Invariants:
 - ``place`` never returns a host where the request would exceed CPU, memory or free GPUs of its
   mapping, or where a strict-spread pool already has a member;
-- the choice is deterministic: filter, then score (fewest members of the pool, then most free
-  capacity), then the host name;
+- the choice is deterministic: filter, then score (a preferred host first, then fewest members
+  of the pool, then most free capacity), then the host name;
 - loads change only through ``add``/``remove``, which the planner calls for every placement it
   emits, so later decisions in the same plan see earlier ones.
 """
@@ -54,6 +54,7 @@ class Constraints:
     exclude: tuple[str, ...] = ()  # maintenance, the current host
     cpu_limit: float = 1.0  # fraction of (overcommitted) capacity the host may reach
     mem_limit: float = 1.0
+    preferred: tuple[str, ...] | None = None  # chosen first when they fit (HA rule priorities)
 
 
 class Scheduler:
@@ -119,7 +120,7 @@ class Scheduler:
 
     def place(self, d: Demand, c: Constraints) -> tuple[str | None, str]:
         """The best host for ``d``, or ``None`` and a summary of why none fits."""
-        fit: list[tuple[int, float, str]] = []
+        fit: list[tuple[bool, int, float, str]] = []
         why: dict[str, list[str]] = {}
         for host in sorted(self.hosts):
             reason = self.refusal(host, d, c)
@@ -127,10 +128,11 @@ class Scheduler:
                 why.setdefault(reason, []).append(host)
                 continue
             members = self.loads[host].groups.get(d.group, 0) if d.group else 0
-            fit.append((members, -self._free_after(host, d, c.overcommit), host))
+            other = c.preferred is not None and host not in c.preferred
+            fit.append((other, members, -self._free_after(host, d, c.overcommit), host))
         if not fit:
             return None, "; ".join(f"{r}: {', '.join(hs)}" for r, hs in sorted(why.items()))
-        return min(fit)[2], ""
+        return min(fit)[3], ""
 
     def _free_after(self, host: str, d: Demand, oc: Overcommit) -> float:
         cpu_cap, mem_cap = self.capacity(host, oc)

@@ -329,6 +329,8 @@ class Rebalance(_Model):
     enabled: StrictBool = _DEFAULT_POLICY.rebalance.enabled
     memory_threshold: Ratio = _DEFAULT_POLICY.rebalance.memory_threshold
     cpu_threshold: Ratio = _DEFAULT_POLICY.rebalance.cpu_threshold
+    # auto: leave HA-managed VMs to the Proxmox CRS when its auto-rebalance is (or may be) on
+    ha_managed: Literal["auto", "always", "never"] = _DEFAULT_POLICY.rebalance.ha_managed.value
 
 
 class PolicySpec(_Model):

@@ -18,6 +18,7 @@ from provisiond.core.desired import CloneMode, DesiredVM, PowerState, ownership_
 from provisiond.core.drift import config_drift
 from provisiond.core.observed import VMConfig, VMStatus
 from provisiond.core.planning.configure import configure, grow
+from provisiond.core.planning.harules import conflicted
 from provisiond.core.planning.matching import template
 from provisiond.core.planning.migration import migrate
 from provisiond.core.planning.placement import constraints
@@ -30,6 +31,8 @@ def create(s: PlanState, d: DesiredVM) -> None:
     if not s.observed.unobserved.vmids_trustworthy:
         failed = ", ".join(s.observed.unobserved.lists)
         s.block("observation_incomplete", f"not cloned: could not read {failed}", d)
+        return
+    if conflicted(s, d):  # the spec contradicts a strict PVE HA rule for its VMID
         return
     tmpl, why = template(s, d)
     if tmpl is None:

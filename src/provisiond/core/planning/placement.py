@@ -13,6 +13,7 @@ import bisect
 
 from provisiond.core.desired import DesiredVM, Spread
 from provisiond.core.observed import ObservedVM
+from provisiond.core.planning.harules import conflicted, narrowed
 from provisiond.core.planning.state import PlanState
 from provisiond.core.scheduler import Constraints, Demand
 
@@ -58,11 +59,14 @@ def constraints(s: PlanState, d: DesiredVM, *exclude: str) -> Constraints:
     """Where ``d`` may go: its pin or allowed hosts, minus maintenance and ``exclude``."""
     policy = s.fleet(d).policy
     hosts = (d.host,) if d.host else d.allowed_hosts
-    return Constraints(policy.overcommit, hosts, (*policy.maintenance, *exclude))
+    return narrowed(s, d, Constraints(policy.overcommit, hosts, (*policy.maintenance, *exclude)))
 
 
 def misplaced(s: PlanState, d: DesiredVM, vm: ObservedVM) -> str | None:
-    """Why ``vm`` may not stay on its host (maintenance, pin, allowed hosts, strict spread)."""
+    """Why ``vm`` may not stay on its host (maintenance, pin, allowed hosts, strict spread);
+    never when the spec contradicts a strict HA rule (a conflict: nothing moved)."""
+    if conflicted(s, d):
+        return None
     policy = s.fleet(d).policy
     if vm.host in policy.maintenance:
         return f"host {vm.host} is in maintenance"

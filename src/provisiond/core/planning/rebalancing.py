@@ -14,6 +14,7 @@ from provisiond.core.observed import ObservedVM, VMStatus
 from provisiond.core.ownership import paused
 from provisiond.core.plan import Blocked
 from provisiond.core.planning.disruption import disrupt
+from provisiond.core.planning.harules import rebalance_excluded, rebalance_narrowed
 from provisiond.core.planning.migration import migrate
 from provisiond.core.planning.placement import constraints, local_disks
 from provisiond.core.planning.state import PlanState
@@ -29,8 +30,11 @@ def rebalance(s: PlanState, fleet: DesiredFleet) -> None:
         d, vm = m.d, m.vm
         if d.fleet != fleet.name or not _movable(s, d, vm):
             continue
+        if rebalance_excluded(s, d, vm):  # PVE 9.x: the HA stack's (harules.py)
+            continue
         host, load = s.accounted[vmid]
-        by_host.setdefault(host, []).append(Candidate(vmid, load, constraints(s, d, host)))
+        where = rebalance_narrowed(s, d, constraints(s, d, host))
+        by_host.setdefault(host, []).append(Candidate(vmid, load, where))
     base = Constraints(policy.overcommit)
     for host in sorted(s.sched.hosts):
         if not s.sched.hosts[host].online or host in policy.maintenance:
