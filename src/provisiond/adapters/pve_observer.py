@@ -11,7 +11,9 @@ when the resource list shows a change:
 - PCI mappings (``/cluster/mapping/pci``), per-host storage (``/nodes/{n}/storage``) and PCI
   devices (``/nodes/{n}/hardware/pci``).
 
-What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
+Not reaching Proxmox at all (``core.errors.ACCESS_ERRORS`` on ``/cluster/resources``: refused,
+TLS, a rejected token) raises: that is no observation, not an empty cluster. Any other failure
+to read is reported in ``Unobserved`` and never guessed: an offline host is not
 asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
 ``config`` as the last good one or ``None``.
 """
@@ -27,7 +29,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import AuthError, ProvisiondError
+from provisiond.core.errors import ACCESS_ERRORS, AuthError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -293,6 +295,8 @@ class ProxmoxObserver:
         partial: list[str] = []
         try:
             resources = await self._resources()
+        except ACCESS_ERRORS:
+            raise  # Proxmox cannot be talked to at all: not a partial view, the caller decides
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/resources", error=str(exc))
             return ObservedState(
