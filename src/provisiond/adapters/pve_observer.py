@@ -209,6 +209,7 @@ class ProxmoxObserver:
                         name=str(s["storage"]),
                         shared=_pve_bool(s.get("shared", 0)),
                         active=_pve_bool(s.get("active", 1)) and _pve_bool(s.get("enabled", 1)),
+                        avail_bytes=int(s["avail"]) if s.get("avail") is not None else None,
                     )
                     for s in data or []
                 ),

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from dataclasses import replace
 
 from rich.console import Console
 from rich.markup import escape
@@ -37,6 +38,7 @@ from provisiond.cli.console import console
 from provisiond.cli.progress import Progress
 from provisiond.cli.report import print_plan, summary_line
 from provisiond.cli.summary import build_summary, print_summary
+from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
 from provisiond.logging import configure_logging
 from provisiond.runtime.results import Outcome
@@ -65,6 +67,13 @@ async def _apply(args: argparse.Namespace, settings: Settings, console: Console)
         loop.add_signal_handler(sig, stop.set)
     try:
         desired = built.reconciler.spec_source.load()
+        if args.allow_large_growth:  # this run's confirmation, as allowLargeGrowth on every VM
+            desired = DesiredState(
+                tuple(
+                    replace(f, vms=tuple(replace(v, allow_large_growth=True) for v in f.vms))
+                    for f in desired.fleets
+                )
+            )
         observed = await built.parts.observer.observe()
         plan = built.reconciler.planner(desired, observed)
         print_plan(plan, console, desired)
@@ -141,6 +150,11 @@ def register(commands: Commands) -> None:
         __doc__,
     )
     add_connection_flags(p)
+    p.add_argument(
+        "--allow-large-growth",
+        action="store_true",
+        help="grow disks past the storage's free space or policy.maxDiskGrowth (irreversible)",
+    )
     p.add_argument("--auto-approve", action="store_true", help="do not ask; required without a TTY")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
     p.set_defaults(handler=_run)
