@@ -16,7 +16,9 @@ The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM
 request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
 is not known.
 
-What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
+Not reaching Proxmox at all (``core.errors.ACCESS_ERRORS`` on ``/cluster/resources``: refused,
+TLS, a rejected token) raises: that is no observation, not an empty cluster. Any other failure
+to read is reported in ``Unobserved`` and never guessed: an offline host is not
 asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
 ``config`` as the last good one or ``None``.
 """
@@ -32,7 +34,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import AuthError, PermanentError, ProvisiondError
+from provisiond.core.errors import ACCESS_ERRORS, AuthError, PermanentError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -268,6 +270,7 @@ class ProxmoxObserver:
                         name=str(s["storage"]),
                         shared=_pve_bool(s.get("shared", 0)),
                         active=_pve_bool(s.get("active", 1)) and _pve_bool(s.get("enabled", 1)),
+                        avail_bytes=int(s["avail"]) if s.get("avail") is not None else None,
                     )
                     for s in data or []
                 ),
@@ -354,6 +357,8 @@ class ProxmoxObserver:
         partial: list[str] = []
         try:
             resources = await self._resources()
+        except ACCESS_ERRORS:
+            raise  # Proxmox cannot be talked to at all: not a partial view, the caller decides
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/resources", error=str(exc))
             return ObservedState(

@@ -40,6 +40,7 @@ class Storage:
     name: str
     shared: bool = False
     active: bool = True
+    avail_bytes: int | None = None  # free space as the host reports it; None: not known
 
 
 @dataclass(frozen=True, slots=True)

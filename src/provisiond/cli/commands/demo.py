@@ -25,6 +25,7 @@ from rich.console import Console
 from provisiond import app
 from provisiond.cli import sandbox
 from provisiond.cli.arguments import Commands, add_command, add_output_flags, print_error
+from provisiond.cli.console import console
 from provisiond.cli.progress import Progress
 from provisiond.cli.summary import build_summary, print_summary
 from provisiond.core.errors import ConfigError
@@ -96,8 +97,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) -> int:
     json_out = args.output == "json"
-    out = Console(highlight=False)
-    ui = Console(stderr=True, highlight=False) if json_out else out
+    out = console()
+    ui = console(stderr=True) if json_out else out
     settings = sandbox.settings_for(
         sim, [example], time_scale=args.time_scale, interval=args.interval
     )
