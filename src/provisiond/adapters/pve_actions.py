@@ -4,10 +4,18 @@ Thin by design: one method per API call, parameters named as PVE names them (END
 every async call returning the task to wait for. Deciding *whether* to call (adoption, the
 re-read before disruptive calls, retries) is the executor's job. After every write the VM's
 cached config is invalidated so the next observation reads it fresh.
+
+Task durations (``on_task(task_type, seconds)``, ``provisiond_proxmox_task_duration_seconds``):
+measured on this process's monotonic clock from the answer that returned the UPID to the first
+status read that finds the task stopped — so polling adds up to one poll interval, and a clock
+skew between this host and the Proxmox node does not matter (the task status has no
+``endtime``). Tasks this process did not start (adopted after a restart) are not timed: their
+start is unknown. The type comes from the UPID (``qmclone``, ``qmigrate``, …): a bounded label.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +24,7 @@ from provisiond.core.errors import PermanentError
 from provisiond.core.ports import TaskRef, TaskStatus
 
 _VM = "/nodes/{node}/qemu/{vmid}"
+_TIMED_MAX = 10_000  # tasks being timed; a wait abandoned at stop must not grow it for ever
 
 
 def _task(node: str, upid: Any, what: str) -> TaskRef:
@@ -28,17 +37,34 @@ def _task(node: str, upid: Any, what: str) -> TaskRef:
 
 class ProxmoxActions:
     def __init__(
-        self, client: ProxmoxClient, *, invalidate: Callable[[int], None] = lambda _vmid: None
+        self,
+        client: ProxmoxClient,
+        *,
+        invalidate: Callable[[int], None] = lambda _vmid: None,
+        on_task: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._invalidate = invalidate
+        self._on_task = on_task
+        self._clock = clock
+        self._timed: dict[str, tuple[str, float]] = {}  # UPID -> (task type, started)
+
+    def _task(self, node: str, upid: Any, what: str) -> TaskRef:
+        ref = _task(node, upid, what)
+        if self._on_task is not None:
+            if len(self._timed) >= _TIMED_MAX:
+                del self._timed[next(iter(self._timed))]
+            parts = ref.upid.split(":")
+            self._timed[ref.upid] = (parts[5] if len(parts) > 6 else "unknown", self._clock())
+        return ref
 
     async def _vm_post(
         self, action: str, host: str, vmid: int, params: Mapping[str, Any] | None = None
     ) -> TaskRef:
         upid = await self._client.post(f"{_VM}/{action}", params, node=host, vmid=vmid)
         self._invalidate(vmid)
-        return _task(host, upid, f"POST {_VM}/{action}")
+        return self._task(host, upid, f"POST {_VM}/{action}")
 
     async def clone(
         self,
@@ -66,7 +92,7 @@ class ProxmoxActions:
             f"{_VM}/clone", params, node=template_host, vmid=template_vmid
         )
         self._invalidate(newid)
-        return _task(template_host, upid, f"POST {_VM}/clone")
+        return self._task(template_host, upid, f"POST {_VM}/clone")
 
     async def configure(
         self, *, host: str, vmid: int, values: Mapping[str, str], delete: tuple[str, ...]
@@ -82,7 +108,7 @@ class ProxmoxActions:
             f"{_VM}/resize", {"disk": disk, "size": str(size_bytes)}, node=host, vmid=vmid
         )
         self._invalidate(vmid)
-        return _task(host, upid, f"PUT {_VM}/resize")
+        return self._task(host, upid, f"PUT {_VM}/resize")
 
     async def start(self, *, host: str, vmid: int) -> TaskRef:
         return await self._vm_post("status/start", host, vmid)
@@ -119,7 +145,7 @@ class ProxmoxActions:
             _VM, {"purge": True, "destroy-unreferenced-disks": True}, node=host, vmid=vmid
         )
         self._invalidate(vmid)
-        return _task(host, upid, f"DELETE {_VM}")
+        return self._task(host, upid, f"DELETE {_VM}")
 
     async def task_status(self, task: TaskRef) -> TaskStatus:
         data = await self._client.get(
@@ -127,6 +153,9 @@ class ProxmoxActions:
         )
         running = str(data.get("status")) == "running"
         exitstatus = data.get("exitstatus")
+        timed = None if running else self._timed.pop(task.upid, None)
+        if timed is not None and self._on_task is not None:
+            self._on_task(timed[0], self._clock() - timed[1])
         return TaskStatus(running=running, exitstatus=None if running else str(exitstatus))
 
     async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]:
