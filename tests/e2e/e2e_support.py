@@ -136,6 +136,12 @@ def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
     )
 
 
+def metrics_url(proc: Proc) -> str:
+    """The daemon's metrics endpoint, from its ``metrics_serving`` log line (it bound port 0)."""
+    event = proc.wait_for(lambda e: e.get("event") == "metrics_serving", timeout=30)
+    return f"http://127.0.0.1:{event['port']}"
+
+
 def converged(e: dict[str, Any]) -> bool:
     return (
         e.get("event") == "plan_ready"
