@@ -7,6 +7,7 @@ metrics endpoint binds a free loopback port (``e2e_support.write_settings``), wh
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,11 +19,12 @@ from e2e_support import (
     example,
     metrics_url,
     run_daemon,
+    start,
     write_settings,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics_support import PROMTOOL, get
+from metrics_support import PROMTOOL, free_port, get
 from provisiond.sim.pve.testing import running_simulator
 
 pytestmark = pytest.mark.e2e
@@ -90,3 +92,25 @@ def test_run_is_ready_after_its_first_observation_and_its_scrape_passes_promtool
         finally:
             proc.terminate()
     assert proc.popen.returncode == 0, proc.tail()
+
+
+def test_demo_serves_metrics_on_the_bind_it_was_given(tmp_path: Path) -> None:
+    bind = f"127.0.0.1:{free_port()}"
+    proc = start(
+        tmp_path, "demo", "--metrics-bind", bind, "--time-scale", str(TIME_SCALE), name="demo"
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while "Still reconciling" not in proc.log.read_text(errors="replace"):
+            assert proc.popen.poll() is None, proc.tail()
+            assert time.monotonic() < deadline, proc.tail()
+            time.sleep(0.1)
+        assert f"metrics   http://{bind}/metrics" in proc.log.read_text()
+        wait_ready(f"http://{bind}")
+        text = get(f"http://{bind}/metrics")[2].decode()
+        claimed = {"host": "cit-gpu-01", "mapping": "a100-40g", "state": "claimed"}
+        assert value(text, "provisiond_gpu_devices", **claimed) == 8
+        assert value(text, "provisiond_actions_total", action="start", result="succeeded") == 8
+    finally:
+        proc.popen.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.popen.wait(30)
