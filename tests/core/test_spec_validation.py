@@ -234,7 +234,7 @@ def test_resolution_refuses_invalid_documents() -> None:
             "spec.pools[0].disks[1].slot",
             "appears twice",
         ),
-        ({"pools": [_pool(memory="1025KiB")]}, "spec.pools[0].memory", "whole number of MiB"),
+        ({"pools": [_pool(memory="16385KiB")]}, "spec.pools[0].memory", "whole number of MiB"),
         ({"pools": [_pool(tags=["provisiond"])]}, "spec.pools[0].tags[0]", "is reserved"),
         ({"pools": [_pool(vlan=5)]}, "spec.pools[0].vlan", "sets vlan but no bridge for net0"),
         (

@@ -11,6 +11,17 @@ Every problem becomes a ``SpecIssue`` naming the file, the 1-based line of the o
 the field path. Nothing stops at the first problem: YAML syntax errors, schema errors of every
 document and the cross-document checks of ``core.validation`` are all reported together.
 
+Loading is bounded (``core.limits.SpecLimits``, docs/fleet-spec.md "Limits"): a file over the
+size limit is refused before it is read, nesting deeper than the depth limit stops the composer
+(ruamel's ``max_depth``) before Python's stack is at risk, and aliases may repeat only a budget of
+values per document — counted while composing, so a YAML "billion laughs" is refused at the
+alias that crosses the budget, long before anything expands it. Too many VMs are refused by
+``core.validation`` before any pool is expanded.
+
+When ``kind: Topology`` documents sit in the same directory as a fleet, ``load_documents``
+also checks the fleet's values against what that cluster could ever hold
+(``core.hostbounds``).
+
 - ``load_documents(paths)`` — everything ``provisiond validate`` reports; never raises for a bad
   spec (issues are in the result).
 - ``load_desired(paths)`` — what the daemon calls: only ``kind: Fleet`` documents (topologies
@@ -32,10 +43,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import CollectionNode
+from ruamel.yaml.scanner import RoundTripScanner
 
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import SpecError, SpecIssue
+from provisiond.core.hostbounds import ClusterBounds, cluster_bounds
+from provisiond.core.limits import DEFAULT_LIMITS, SpecLimits
 from provisiond.core.resolve import desired_state
 from provisiond.core.spec import API_VERSION, Fleet, SourcedFleet, format_path
 from provisiond.core.spec import Path as FieldPath
@@ -81,18 +98,20 @@ class LoadedDocuments:
         return not self.issues
 
 
-def load_documents(paths: Iterable[PathLike]) -> LoadedDocuments:
+def load_documents(
+    paths: Iterable[PathLike], *, limits: SpecLimits = DEFAULT_LIMITS
+) -> LoadedDocuments:
     """Load and check every document under ``paths`` (fleets and topologies)."""
-    return _load(paths, topologies=True)
+    return _load(paths, topologies=True, limits=limits)
 
 
-def load_desired(paths: Iterable[PathLike]) -> DesiredState:
+def load_desired(paths: Iterable[PathLike], *, limits: SpecLimits = DEFAULT_LIMITS) -> DesiredState:
     """The desired state declared by the ``kind: Fleet`` documents under ``paths``.
 
     Raises ``SpecError`` carrying every issue (``file:line: path: message``).
     """
     paths = list(paths)
-    loaded = _load(paths, topologies=False)
+    loaded = _load(paths, topologies=False, limits=limits)
     if loaded.issues:
         raise SpecError(list(loaded.issues))
     if not loaded.fleets:
@@ -112,52 +131,91 @@ def _files(path: Path) -> list[Path]:
     )
 
 
-def _load(paths: Iterable[PathLike], *, topologies: bool) -> LoadedDocuments:
-    fleets: list[SourcedFleet] = []
-    tops: list[SourcedTopology] = []
-    issues: list[SpecIssue] = []
+@dataclass
+class _Reading:
+    """What one load has gathered so far, and how many bytes it has read."""
+
+    limits: SpecLimits
+    topologies: bool
+    fleets: list[SourcedFleet]
+    tops: list[SourcedTopology]
+    issues: list[SpecIssue]
+    bytes_read: int = 0
+
+
+def _load(paths: Iterable[PathLike], *, topologies: bool, limits: SpecLimits) -> LoadedDocuments:
+    r = _Reading(limits, topologies, [], [], [])
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            before = len(fleets)
+            before = len(r.fleets)
             for file in _files(path):
-                _load_file(file, fleets, tops, issues, topologies=topologies)
-            if len(fleets) == before and not any(_in_dir(i.file, path) for i in issues):
-                issues.append(
+                _load_file(file, r)
+            if len(r.fleets) == before and not any(_in_dir(i.file, path) for i in r.issues):
+                r.issues.append(
                     SpecIssue(
                         str(path), None, "", "no Fleet document in this directory (*.yaml, *.yml)"
                     )
                 )
         elif path.exists():
-            _load_file(path, fleets, tops, issues, topologies=topologies)
+            _load_file(path, r)
         else:
-            issues.append(SpecIssue(str(path), None, "", "no such file or directory"))
-    issues.extend(check(fleets))
-    return LoadedDocuments(tuple(fleets), tuple(tops), tuple(issues))
+            r.issues.append(SpecIssue(str(path), None, "", "no such file or directory"))
+    r.issues.extend(check(r.fleets, limits=limits, cluster_of=_clusters(r.tops)))
+    return LoadedDocuments(tuple(r.fleets), tuple(r.tops), tuple(r.issues))
+
+
+def _clusters(tops: list[SourcedTopology]) -> typing.Callable[[SourcedFleet], ClusterBounds | None]:
+    """A fleet's cluster: the topologies in its own directory (the examples' layout)."""
+    by_dir: dict[Path, list[SourcedTopology]] = {}
+    for top in tops:
+        by_dir.setdefault(Path(top.file).parent, []).append(top)
+    bounds = {
+        d: cluster_bounds([t.topology for t in ts], ", ".join(sorted({t.file for t in ts})))
+        for d, ts in by_dir.items()
+    }
+
+    def cluster_of(doc: SourcedFleet) -> ClusterBounds | None:
+        return bounds.get(Path(doc.file).parent)
+
+    return cluster_of
 
 
 def _in_dir(file: str, directory: Path) -> bool:
     return Path(file).parent == directory
 
 
-def _load_file(
-    path: Path,
-    fleets: list[SourcedFleet],
-    tops: list[SourcedTopology],
-    issues: list[SpecIssue],
-    *,
-    topologies: bool,
-) -> None:
-    file = str(path)
+def _load_file(path: Path, r: _Reading) -> None:
+    file, issues, limits = str(path), r.issues, r.limits
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            issues.append(SpecIssue(file, None, "", _too_large(size, limits.max_file_bytes)))
+            return
+        if r.bytes_read + size > limits.max_total_bytes:
+            issues.append(
+                SpecIssue(
+                    file,
+                    None,
+                    "",
+                    f"not read: the spec files together exceed {_mib(limits.max_total_bytes)} "
+                    "(the limit for all spec files together)",
+                )
+            )
+            return
+        raw = path.read_bytes()[: limits.max_file_bytes + 1]  # the file may grow meanwhile
+        if len(raw) > limits.max_file_bytes:
+            issues.append(SpecIssue(file, None, "", _too_large(len(raw), limits.max_file_bytes)))
+            return
+        r.bytes_read += len(raw)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         issues.append(SpecIssue(file, None, "", f"cannot read: {exc}"))
         return
     try:
-        docs = [d for d in YAML(typ="rt").load_all(text) if d is not None]
+        docs = [d for d in _yaml(limits).load_all(text) if d is not None]
     except MarkedYAMLError as exc:
-        issues.append(_yaml_issue(file, exc))
+        issues.append(_yaml_issue(file, exc, limits))
         return
     except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors for bad input
         issues.append(SpecIssue(file, None, "", f"invalid YAML: {exc}"))
@@ -168,12 +226,110 @@ def _load_file(
         )
         return
     for doc in docs:
-        _load_document(file, doc, fleets, tops, issues, topologies=topologies)
+        _load_document(file, doc, r.fleets, r.tops, issues, topologies=r.topologies)
 
 
-def _yaml_issue(file: str, exc: MarkedYAMLError) -> SpecIssue:
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.4g} MiB"
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"the file is {_mib(size)}, more than the {_mib(limit)} a spec file may hold; "
+        "split the fleet into several files"
+    )
+
+
+def _yaml(limits: SpecLimits) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.max_depth = limits.max_depth + 1  # ruamel counts the scalar at the bottom as a level
+    yaml.Scanner = _flow_depth_scanner(limits.max_depth)
+    yaml.Composer = _alias_budget_composer(limits.max_alias_nodes)
+    return yaml
+
+
+def _flow_depth_scanner(max_depth: int) -> type[RoundTripScanner]:
+    """A scanner that stops at flow nesting (``[[[...``) beyond ``max_depth``.
+
+    The composer's ``max_depth`` alone comes too late for flow style: the scanner looks ahead
+    through every ``[`` that may start a simple key, and its bookkeeping is quadratic in the
+    flow depth (a second for a thousand levels) before the composer sees the first node.
+    """
+
+    class FlowDepthScanner(RoundTripScanner):
+        def fetch_flow_collection_start(self, TokenClass: Any, to_push: Any) -> None:  # noqa: N803 - ruamel's parameter name
+            if self.flow_level >= max_depth:
+                raise MaxDepthExceededError(
+                    None, None, "flow nesting too deep", self.reader.get_mark()
+                )
+            super().fetch_flow_collection_start(TokenClass, to_push)
+
+    return FlowDepthScanner
+
+
+class _AliasBudgetError(ComposerError):
+    """Aliases repeat more values than the budget allows (a YAML "billion laughs")."""
+
+
+def _alias_budget_composer(budget: int) -> type[Composer]:
+    """A composer that counts the values aliases repeat, and stops once a document exceeds
+    ``budget``. Composing shares an anchored node instead of copying it, so a bomb is cheap
+    to compose; what explodes is everything that walks the tree afterwards."""
+
+    class AliasBudgetComposer(Composer):
+        repeated = 0
+
+        def compose_document(self) -> Any:
+            self.repeated = 0
+            return super().compose_document()
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.parser.check_event(AliasEvent):
+                event = self.parser.peek_event()
+                node = self.anchors.get(event.anchor)
+                if node is not None:
+                    if isinstance(node, CollectionNode) and node.end_mark is None:
+                        raise _AliasBudgetError(
+                            None,
+                            None,
+                            f"alias *{event.anchor} is inside its own anchor: a value cannot "
+                            "contain itself",
+                            event.start_mark,
+                        )
+                    self._repeat(node, event.start_mark)
+            return super().compose_node(parent, index)
+
+        def _repeat(self, node: Any, mark: Any) -> None:
+            # Walks the repeated node iteratively, and only until the budget is spent: the work
+            # per document is bounded by the budget, also for an alias inside its own anchor.
+            stack = [node]
+            while stack:
+                current = stack.pop()
+                self.repeated += 1
+                if self.repeated > budget:
+                    raise _AliasBudgetError(
+                        None,
+                        None,
+                        f"aliases repeat more than {budget} values in this document (a YAML alias "
+                        "bomb?); write the values out or use fewer aliases",
+                        mark,
+                    )
+                if isinstance(current.value, list):
+                    for item in current.value:
+                        stack.extend(item if isinstance(item, tuple) else (item,))
+
+    return AliasBudgetComposer
+
+
+def _yaml_issue(file: str, exc: MarkedYAMLError, limits: SpecLimits) -> SpecIssue:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else None
+    if isinstance(exc, MaxDepthExceededError):
+        return SpecIssue(
+            file, line, "", f"nesting deeper than {limits.max_depth} levels (the limit)"
+        )
+    if isinstance(exc, _AliasBudgetError):
+        return SpecIssue(file, line, "", str(exc.problem))
     parts = [p for p in (exc.context, exc.problem) if p]
     return SpecIssue(file, line, "", "invalid YAML: " + ", ".join(parts))
 

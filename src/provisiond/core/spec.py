@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from provisiond.core.desired import Policy
+from provisiond.core.limits import check_disk_size, check_memory
 from provisiond.core.units import SIZE_PATTERN, parse_size
 
 API_VERSION = "provisiond.dev/v1alpha1"
@@ -136,6 +137,21 @@ def _refuse_raw_gpus(value: object) -> object:
     return value
 
 
+def _within(bound: Callable[[str], None]) -> Callable[[object], object]:
+    """A before-validator body: a well-formed size must also lie within ``bound``."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str):
+            try:
+                parse_size(value)
+            except ValueError:
+                return value  # the format error is reported once, by ``Size``
+            bound(value)
+        return value
+
+    return check
+
+
 def _schema(pattern: str, description: str) -> Any:
     return Field(json_schema_extra={"pattern": pattern, "description": description})
 
@@ -145,6 +161,8 @@ Size = Annotated[
     BeforeValidator(_check_size),
     _schema(SIZE_PATTERN, "a size with a binary unit: KiB, MiB, GiB or TiB (e.g. '16GiB')"),
 ]
+MemorySize = Annotated[Size, BeforeValidator(_within(check_memory))]  # 16MiB-4TiB
+DiskSize = Annotated[Size, BeforeValidator(_within(check_disk_size))]  # at most 1PiB
 Vmid = Annotated[StrictInt, Field(ge=VMID_MIN, le=VMID_MAX)]
 VmName = Annotated[
     StrictStr,
@@ -201,7 +219,7 @@ class Disk(_Model):
             "invalid disk slot {value!r}: scsi0-30, virtio0-15, sata0-5, ide0-3",
         ),
     ]
-    size: Size
+    size: DiskSize
     storage: StorageId | None = None
 
 
@@ -260,7 +278,7 @@ class VmSettings(_Model):
     )
     clone_mode: Literal["full", "linked"] | None = None
     cores: Annotated[StrictInt, Field(ge=1, le=1024)] | None = None
-    memory: Size | None = None
+    memory: MemorySize | None = None
     disks: tuple[Disk, ...] | None = None
     bridge: Annotated[StrictStr, _pattern(BRIDGE_RE, "invalid bridge name {value!r}")] | None = None
     vlan: Annotated[StrictInt, Field(ge=1, le=4094)] | None = None

@@ -14,7 +14,12 @@ Checked here:
 - per VM after merging: a template, cores and memory are set; the gateway fits the IP; a pinned
   host is an allowed host;
 - across all fleets: unique fleet names, VM names, VMIDs, MACs, IPs and Kubernetes node names;
-  an empty fleet is refused unless ``policy.allowEmpty``.
+  an empty fleet is refused unless ``policy.allowEmpty``;
+- sizes (``core.limits``): VMs per pool and in total, from ``count`` and the ``vms`` lists —
+  *before* any pool is expanded; beyond a limit only the limits and fleet names are reported,
+  so a ``count: 900000000`` costs nothing;
+- when the caller knows the fleet's cluster (``cluster_of``, from topology documents): values
+  no host or storage could ever hold (``core.hostbounds``).
 
 Pure: the caller supplies ``SourcedFleet.locate`` to turn a path into a line.
 """
@@ -23,11 +28,13 @@ from __future__ import annotations
 
 import ipaddress
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from provisiond.core.desired import OWNER_TAG
 from provisiond.core.errors import SpecIssue
+from provisiond.core.hostbounds import ClusterBounds, check_member
 from provisiond.core.kubesyntax import (
     check_annotations_size,
     check_dns1123_subdomain,
@@ -35,6 +42,7 @@ from provisiond.core.kubesyntax import (
     check_qualified_name,
     parse_taint,
 )
+from provisiond.core.limits import DEFAULT_LIMITS, SpecLimits
 from provisiond.core.members import Level, Member, expand, pool_name_at
 from provisiond.core.spec import (
     DNS_NAME_RE,
@@ -68,21 +76,90 @@ class _Report:
         return f"{self.doc.file}:{line}" if line is not None else self.doc.file
 
 
-def check(docs: Sequence[SourcedFleet]) -> list[SpecIssue]:
+def _no_cluster(_doc: SourcedFleet) -> ClusterBounds | None:
+    return None
+
+
+def check(
+    docs: Sequence[SourcedFleet],
+    *,
+    limits: SpecLimits = DEFAULT_LIMITS,
+    cluster_of: Callable[[SourcedFleet], ClusterBounds | None] = _no_cluster,
+) -> list[SpecIssue]:
     """Every semantic problem of ``docs`` (empty = valid), in document and line order."""
     reports = [_Report(doc) for doc in docs]
     members: list[tuple[_Report, Member]] = []
-    for report in reports:
-        fleet = report.doc.fleet
-        fleet_members = expand(fleet)
-        _check_fleet(report, fleet, fleet_members)
-        members.extend((report, m) for m in fleet_members)
+    if _within_limits(reports, limits):
+        for report in reports:
+            fleet = report.doc.fleet
+            fleet_members = expand(fleet)
+            _check_fleet(report, fleet, fleet_members)
+            bounds = cluster_of(report.doc)
+            if bounds is not None:
+                _check_bounds(report, fleet, fleet_members, bounds)
+            members.extend((report, m) for m in fleet_members)
     _check_fleet_names(reports)
     _check_unique(members)
     out: list[SpecIssue] = []
     for report in reports:
         out.extend(sorted(report.issues, key=lambda i: (i.line or 0, i.path)))
     return out
+
+
+# --- sizes --------------------------------------------------------------------------------------
+
+
+def _pool_size(pool: Pool) -> tuple[int, str]:
+    """How many VMs ``pool`` declares (what ``expand`` would yield at most), and which key."""
+    if pool.vms is not None:
+        return len(pool.vms), "vms"
+    return pool.count or 0, "count"
+
+
+def _within_limits(reports: list[_Report], limits: SpecLimits) -> bool:
+    ok = True
+    sizes: list[tuple[_Report, Path, int]] = []
+    for report in reports:
+        for p, pool in enumerate(report.doc.fleet.spec.pools):
+            n, key = _pool_size(pool)
+            path: Path = ("spec", "pools", p, key)
+            sizes.append((report, path, n))
+            if n > limits.max_vms_per_pool:
+                ok = False
+                report.add(
+                    path,
+                    f"pool {pool.name!r} declares {n} VMs, more than the {limits.max_vms_per_pool}"
+                    " a pool may have (docs/fleet-spec.md, Limits)",
+                )
+    total = sum(n for _r, _p, n in sizes)
+    if ok and total > limits.max_vms:
+        ok = False
+        running = list(accumulate(n for _r, _p, n in sizes))
+        crossing = next(i for i, r in enumerate(running) if r > limits.max_vms)
+        report, path, n = sizes[crossing]  # point at the pool that crosses the limit
+        report.add(
+            path,
+            f"the fleets declare {total} VMs in total, more than the {limits.max_vms} "
+            f"provisiond manages (docs/fleet-spec.md, Limits); VMs 1-{running[crossing] - n} come "
+            "before this pool",
+        )
+    return ok
+
+
+def _check_bounds(
+    report: _Report, fleet: Fleet, members: tuple[Member, ...], bounds: ClusterBounds
+) -> None:
+    reported: set[tuple[Path, str]] = set()
+    for m in members:
+        pool = fleet.spec.pools[m.pool_index]
+        own = pool.placement.hosts if pool.placement is not None else None
+        allowed = own if own is not None else fleet.spec.placement.hosts
+        for path, message in check_member(
+            m, bounds, allowed=allowed, memory_overcommit=fleet.spec.policy.overcommit.memory
+        ):
+            if (path, message) not in reported:  # a pool-level value: once, not once per VM
+                reported.add((path, message))
+                report.add(path, message)
 
 
 # --- one fleet ----------------------------------------------------------------------------------
