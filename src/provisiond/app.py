@@ -180,6 +180,7 @@ class Daemon:
     watcher: SpecWatcher
     metrics: Metrics
     health: Health
+    telemetry: Telemetry
     server: MetricsServer | None = None
     mqtt: MqttPublisher | None = None
     commands: ReconcilerCommands | None = None
@@ -268,7 +269,16 @@ def build_daemon(
         server = MetricsServer(metrics.registry, health, bind=settings.metrics.bind)
     watcher = SpecWatcher(reconciler, interval=watch_interval)
     return Daemon(
-        parts, executor, reconciler, watcher, metrics, health, server, publisher, commands
+        parts,
+        executor,
+        reconciler,
+        watcher,
+        metrics,
+        health,
+        telemetry,
+        server=server,
+        mqtt=publisher,
+        commands=commands,
     )
 
 
