@@ -11,8 +11,10 @@ The sources are pydantic-settings' own: init kwargs (the CLI), the environment, 
 Secrets (the Proxmox API token secret, a password) never come from argv. They come, first match
 wins, from the environment/settings file, from ``*_file`` paths, or from systemd credentials
 (``$CREDENTIALS_DIRECTORY/<name>``, ``LoadCredential=``: each becomes the ``*_file`` setting,
-ranked below every other source). They are ``SecretStr``: ``repr`` and logs show
-``**********``; error messages built here never include input values.
+ranked below every other source). The ``mqtt:`` section reads its own secrets the same way
+(``adapters.mqtt_settings``: ``mqtt-password``, ``mqtt-command-secret``). They are
+``SecretStr``: ``repr`` and logs show ``**********``; error messages built here never include
+input values.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from pydantic_settings import (
 )
 from yaml import YAMLError
 
+from provisiond.adapters.httpserver import MetricsSettings
+from provisiond.adapters.mqtt_settings import MqttSettings
 from provisiond.core.errors import ConfigError
 
 ENV_PREFIX = "PROVISIOND_"
@@ -190,6 +194,11 @@ class DaemonSettings(BaseModel):
         default=None, ge=100, description="VMID of the VM provisiond runs in: never disrupted"
     )
     read_only: bool = Field(default=False, description="observe, plan and report; act on nothing")
+    cluster: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$",
+        description="this cluster's name in MQTT topics (default: proxmox.url's host name)",
+    )
 
 
 class ExecutorSettings(BaseModel):
@@ -229,6 +238,8 @@ class Settings(BaseSettings):
     spec: SpecSettings = Field(default_factory=SpecSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -244,7 +255,16 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret value held, for the log redactor (``configure_logging(secrets=…)``)."""
         px = self.proxmox
-        return [s.get_secret_value() for s in (px.token_secret, px.password) if s is not None]
+        held = [s.get_secret_value() for s in (px.token_secret, px.password) if s is not None]
+        return [*held, *self.mqtt.secret_values()]
+
+    def cluster_name(self) -> str:
+        """``daemon.cluster``, else the host name of ``proxmox.url`` (``pve1.example.org``), else
+        ``default``: the ``<cluster>`` in the MQTT topic prefix ``provisiond/<cluster>``."""
+        if self.daemon.cluster is not None:
+            return self.daemon.cluster
+        host = urlsplit(self.proxmox.url or "").hostname
+        return host or "default"
 
 
 class SystemdCredentials(PydanticBaseSettingsSource):

@@ -66,7 +66,9 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
     metrics = Metrics(registry)
     client = ProxmoxClient(_conn(sim), on_request=metrics.observe_proxmox_request)
     observer = ProxmoxObserver(client)
-    actions = ProxmoxActions(client, invalidate=observer.invalidate)
+    actions = ProxmoxActions(
+        client, invalidate=observer.invalidate, on_task=metrics.observe_proxmox_task
+    )
     try:
         task = await actions.clone(
             template_host=NODE,
@@ -83,6 +85,7 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
         assert ":qmclone:9000:" in task.upid  # logged under the template's VMID
         status = await _wait(actions, task)
         assert status.ok
+        assert (await actions.task_status(task)).ok  # read again: timed once, not twice
         keys = "ssh-ed25519 AAAAC3Nza user@host\nssh-rsa AAAAB3 other@host"
         await actions.configure(
             host=NODE,
@@ -115,6 +118,12 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
         {"method": "POST", "endpoint": "/nodes/{node}/qemu/{vmid}/clone", "code": "200"},
     )
     assert count == 1.0  # labelled by template, never by VMID
+    for task_type in ("qmclone", "qmstart"):  # each task this process started, timed once
+        timed = {"type": task_type}
+        assert (
+            registry.get_sample_value("provisiond_proxmox_task_duration_seconds_count", timed) == 1
+        )
+        assert registry.get_sample_value("provisiond_proxmox_task_duration_seconds_sum", timed) > 0
 
 
 async def _wait(actions: ProxmoxActions, task: Any) -> Any:
