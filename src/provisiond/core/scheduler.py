@@ -11,7 +11,11 @@ Invariants:
 - the choice is deterministic: filter, then score (fewest members of the pool, then most free
   capacity), then the host name;
 - loads change only through ``add``/``remove``, which the planner calls for every placement it
-  emits, so later decisions in the same plan see earlier ones.
+  emits, so later decisions in the same plan see earlier ones;
+- nothing is decided on what was not observed (``Blind``): a host whose storage list failed
+  takes no VM that needs storage, and no GPU VM is placed while the mappings, the host's PCI
+  list or the config of a VM on it (whose GPU claims are then unknown) is missing. Such a
+  refusal starts with ``NOT_OBSERVED``; ``unseen_among`` names what a failed placement lacked.
 """
 
 from __future__ import annotations
@@ -23,6 +27,16 @@ from provisiond.core.desired import Overcommit, Spread
 from provisiond.core.observed import Host, PciMapping
 
 Group = tuple[str, str]  # (fleet, pool)
+NOT_OBSERVED = "not observed: "
+
+
+@dataclass(frozen=True, slots=True)
+class Blind:
+    """The inputs of placement that were not observed this cycle."""
+
+    storage: frozenset[str] = frozenset()  # hosts whose storage list is unseen
+    gpus: Mapping[str, str] = field(default_factory=dict)  # host -> what hides its GPU claims
+    mappings: bool = False
 
 
 @dataclass(slots=True)
@@ -57,8 +71,11 @@ class Constraints:
 
 
 class Scheduler:
-    def __init__(self, hosts: Iterable[Host], mappings: Iterable[PciMapping]) -> None:
+    def __init__(
+        self, hosts: Iterable[Host], mappings: Iterable[PciMapping], blind: Blind | None = None
+    ) -> None:
         self.hosts = {h.name: h for h in hosts}
+        self.blind = blind or Blind()
         self.mappings = {m.id: m for m in mappings}
         self.loads = {name: Load() for name in self.hosts}
 
@@ -94,6 +111,31 @@ class Scheduler:
         load = self.loads[host]
         return load.cpu / max(cpu_cap, 1.0), load.mem / max(mem_cap, 1.0)
 
+    def unseen(self, host: str, d: Demand) -> str | None:
+        """What ``d``'s placement on ``host`` rests on that was not observed (``None``: all)."""
+        if d.storages and host in self.blind.storage:
+            return f"storage of host {host}"
+        if any(d.gpus.values()):
+            if self.blind.mappings:
+                return "PCI mappings"
+            return self.blind.gpus.get(host)
+        return None
+
+    def unseen_among(self, d: Demand, c: Constraints) -> tuple[str, ...]:
+        """What was not observed about the hosts ``c`` allows (a failed placement may fit there)."""
+        out: list[str] = []
+        for host in sorted(self.hosts):
+            if self._allowed(host, c):
+                what = self.unseen(host, d)
+                if what is not None and what not in out:
+                    out.append(what)
+        return tuple(out)
+
+    def _allowed(self, host: str, c: Constraints) -> bool:
+        return self.hosts[host].online and not (
+            host in c.exclude or (c.hosts is not None and host not in c.hosts)
+        )
+
     def refusal(self, host: str, d: Demand, c: Constraints) -> str | None:
         """Why ``host`` cannot take ``d`` (``None``: it can)."""
         h = self.hosts[host]
@@ -101,6 +143,9 @@ class Scheduler:
             return "offline"
         if host in c.exclude or (c.hosts is not None and host not in c.hosts):
             return "not allowed"
+        what = self.unseen(host, d)
+        if what is not None:
+            return NOT_OBSERVED + what
         for s in d.storages:
             if h.storage(s) is None:
                 return f"no storage {s}"

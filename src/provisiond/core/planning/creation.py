@@ -1,12 +1,13 @@
 """A missing VM: place it, clone its template, configure, grow, start.
 
-Nothing is cloned over an incomplete observation (a VMID that could not be listed may exist),
-from a template that is missing, ambiguous or not observed, or while a clone of the same
-template runs (it waits for that one). The clone lands on the target
-host directly when the template is there or all its disks are on storage shared with the target;
-otherwise it is cloned on the template's host and migrated offline, with its disks. The config
-drift is computed against what a fresh clone of the template looks like (``as_cloned``), so the
-replan after the clone finds no drift.
+Nothing is cloned over an incomplete observation (a VMID that could not be listed may exist;
+without the running tasks a clone of it may be under way: it waits), onto a host whose inputs
+were not observed (it waits when such a host might fit), from a template that is missing,
+ambiguous or not observed, or while a clone of the same template runs (it waits for that one).
+The clone lands on the target host directly when the template is there or all its disks are on
+storage shared with the target; otherwise it is cloned on the template's host and migrated
+offline, with its disks. The config drift is computed against what a fresh clone of the template
+looks like (``as_cloned``), so the replan after the clone finds no drift.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def create(s: PlanState, d: DesiredVM) -> None:
     if not s.observed.unobserved.vmids_trustworthy:
         failed = ", ".join(s.observed.unobserved.lists)
         s.block("observation_incomplete", f"not cloned: could not read {failed}", d)
+        return
+    if s.observed.unobserved.tasks:  # a clone of it may be under way
+        s.unseen("running tasks", d)
         return
     tmpl, why = template(s, d)
     if tmpl is None:
@@ -55,9 +59,17 @@ def create(s: PlanState, d: DesiredVM) -> None:
         d.spread,
         tuple(sorted(storages)),
     )
-    target, refusals = s.sched.place(load, constraints(s, d))
+    c = constraints(s, d)
+    target, refusals = s.sched.place(load, c)
     if target is None:
-        s.block("no_target", f"not cloned: no host fits ({refusals})", d)
+        unseen = s.sched.unseen_among(load, c)
+        if unseen:
+            s.unseen(", ".join(unseen), d, "not cloned yet")
+        else:
+            s.block("no_target", f"not cloned: no host fits ({refusals})", d)
+        return
+    if tmpl.host in s.observed.unobserved.storage:  # can the target reach its disks?
+        s.unseen(f"storage of host {tmpl.host}", d, "not cloned yet")
         return
     thost = s.sched.hosts.get(tmpl.host)
     shared = thost is not None and all(
