@@ -45,7 +45,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: float) -> Plan:
             s.blocked.append(Blocked("empty_spec", why, fleet=fleet.name))
     every = sorted((vm for f in s.fleets.values() for vm in f.vms), key=lambda d: d.vmid)
     missing = [d for d in every if match(s, d)]
-    account(s)
+    account(s, every)
     for vmid in sorted(s.matched):
         manage(s, s.matched[vmid])
     for d in sorted(missing, key=lambda d: (d.gpus is None, d.vmid)):

@@ -85,7 +85,11 @@ def manage(s: PlanState, m: Match) -> None:
         if vm.status is VMStatus.PAUSED:
             s.block("vm_paused", "VM is paused in QEMU: not resumed by provisiond", d)
         elif not stays:
-            start(s, d, final_host, "desired power state is running")
+            taken = _devices_taken(s, d, final_host)
+            if taken is None:
+                start(s, d, final_host, "desired power state is running")
+            else:
+                s.wait(f"not started: {taken}", d)
     if node is not None:
         converge_node(s, d, vm, node)
 
@@ -142,3 +146,13 @@ def _resize(s: PlanState, d: DesiredVM, vm: ObservedVM) -> tuple[Demand, str | N
     room = s.sched.refusal(host, grown, Constraints(s.fleet(d).policy.overcommit))
     s.sched.add(host, now_demand)
     return want, room, None
+
+
+def _devices_taken(s: PlanState, d: DesiredVM, host: str) -> str | None:
+    """Why starting ``d`` on ``host`` could take a device another claimant holds (a migration
+    in flight may land there): a mapping binds its device at start, first come first served."""
+    for mp in sorted(s.accounted[d.vmid][1].gpus):
+        if s.sched.free_gpus(host, mp) < 0:
+            vms = ", ".join(str(v) for v in s.reserved.get(host, ()))
+            return f"{mp} on {host} is claimed by a migration or clone in flight (VM {vms})"
+    return None

@@ -54,6 +54,8 @@ class PlanState:
     matched: dict[int, Match] = field(default_factory=dict)
     accounted: dict[int, tuple[str, Demand]] = field(default_factory=dict)
     members: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    reserved: dict[str, list[int]] = field(default_factory=dict)  # host -> VMs in flight to it
+    overclaimed: dict[int, str] = field(default_factory=dict)  # vmid -> the over-assignment
     # the output
     actions: list[Action] = field(default_factory=list)
     last: dict[int, str] = field(default_factory=dict)  # vmid -> id of its latest action
