@@ -145,7 +145,8 @@ def constraints(s: PlanState, d: DesiredVM, *exclude: str) -> Constraints:
 
 
 def misplaced(s: PlanState, d: DesiredVM, vm: ObservedVM) -> str | None:
-    """Why ``vm`` may not stay on its host (maintenance, pin, allowed hosts, strict spread)."""
+    """Why ``vm`` may not stay on its host (maintenance, pin, allowed hosts, a GPU mapping with no
+    device there, a device over-assigned, strict spread)."""
     policy = s.fleet(d).policy
     if vm.host in policy.maintenance:
         return f"host {vm.host} is in maintenance"
@@ -153,6 +154,11 @@ def misplaced(s: PlanState, d: DesiredVM, vm: ObservedVM) -> str | None:
         return f"pinned to {d.host}"
     if d.allowed_hosts is not None and vm.host not in d.allowed_hosts:
         return f"{vm.host} is not among its allowed hosts"
+    claims = {**vm.gpu_claims(), **({d.gpus.mapping: d.gpus.count} if d.gpus else {})}
+    for mp in sorted(claims):
+        known = s.sched.mappings.get(mp)
+        if known is None or not known.devices_on(vm.host):
+            return f"{vm.host} has no device of mapping {mp}"
     if d.vmid in s.overclaimed:
         return f"over-assigned: {s.overclaimed[d.vmid]}"
     if d.spread is Spread.STRICT:
