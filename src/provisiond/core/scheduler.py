@@ -20,7 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisiond.core.desired import Overcommit, Spread
@@ -68,6 +68,19 @@ class Constraints:
     exclude: tuple[str, ...] = ()  # maintenance, the current host
     cpu_limit: float = 1.0  # fraction of (overcommitted) capacity the host may reach
     mem_limit: float = 1.0
+
+
+SEARCH_BUDGET = 200_000  # host checks the joint search may make per plan (~0.5 s at worst)
+SEARCH_MAX_REQUESTS = 64  # larger batches are placed greedily (and the search recurses per VM)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One VM to place: its key (VMID), what it needs and where it may go."""
+
+    key: int
+    demand: Demand
+    constraints: Constraints
 
 
 class Scheduler:
@@ -164,6 +177,13 @@ class Scheduler:
 
     def place(self, d: Demand, c: Constraints) -> tuple[str | None, str]:
         """The best host for ``d``, or ``None`` and a summary of why none fits."""
+        ranked, why = self.ranked(d, c)
+        if not ranked:
+            return None, "; ".join(f"{r}: {', '.join(hs)}" for r, hs in sorted(why.items()))
+        return ranked[0], ""
+
+    def ranked(self, d: Demand, c: Constraints) -> tuple[list[str], dict[str, list[str]]]:
+        """The hosts that can take ``d``, best first (score, then name); why the others not."""
         fit: list[tuple[int, float, str]] = []
         why: dict[str, list[str]] = {}
         for host in sorted(self.hosts):
@@ -173,9 +193,41 @@ class Scheduler:
                 continue
             members = self.loads[host].groups.get(d.group, 0) if d.group else 0
             fit.append((members, -self._free_after(host, d, c.overcommit), host))
-        if not fit:
-            return None, "; ".join(f"{r}: {', '.join(hs)}" for r, hs in sorted(why.items()))
-        return min(fit)[2], ""
+        return [h for *_, h in sorted(fit)], why
+
+    def place_all(self, requests: Sequence[Request]) -> dict[int, str]:
+        """Place ``requests`` jointly; their loads are added. Returns key -> host for those
+        placed (a request missing from the result fits nowhere, given the others).
+
+        Most constrained first — fewest hosts that can take it now, then GPUs, then VMID — each
+        on its best host (``place``). When that leaves some unplaced, a bounded search (at most
+        ``SEARCH_MAX_REQUESTS`` requests, ``SEARCH_BUDGET`` host checks; backtracking over each
+        request's hosts, best first) looks for an assignment that places more; on small batches
+        it is exhaustive, so a placement that exists is found.
+        """
+        keys = {r.key: self._constrainedness(r) for r in requests}
+        # loads only grow while placing: a request no host takes now is never placed
+        order = sorted((r for r in requests if keys[r.key][0]), key=lambda r: keys[r.key])
+        greedy: dict[int, str] = {}
+        for r in order:
+            host, _ = self.place(r.demand, r.constraints)
+            if host is not None:
+                self.add(host, r.demand)
+                greedy[r.key] = host
+        if len(greedy) == len(order) or len(order) > SEARCH_MAX_REQUESTS:
+            return greedy
+        for r in order:
+            if r.key in greedy:
+                self.remove(greedy[r.key], r.demand)
+        best = _Search(self, order, len(greedy)).run() or greedy
+        for r in order:
+            if r.key in best:
+                self.add(best[r.key], r.demand)
+        return best
+
+    def _constrainedness(self, r: Request) -> tuple[int, bool, int]:
+        ranked, _ = self.ranked(r.demand, r.constraints)
+        return (len(ranked), not any(r.demand.gpus.values()), r.key)
 
     def _free_after(self, host: str, d: Demand, oc: Overcommit) -> float:
         cpu_cap, mem_cap = self.capacity(host, oc)
@@ -184,3 +236,40 @@ class Scheduler:
             (cpu_cap - load.cpu - d.cores) / max(cpu_cap, 1.0),
             (mem_cap - load.mem - d.memory_mib) / max(mem_cap, 1.0),
         )
+
+
+class _Search:
+    """Branch and bound over ``order``: each request on one of its hosts (best first) or left
+    out; a branch is cut when it cannot beat the best count found. Deterministic."""
+
+    def __init__(self, sched: Scheduler, order: Sequence[Request], floor: int) -> None:
+        self.sched = sched
+        self.order = order
+        self.best_count = floor
+        self.best: dict[int, str] | None = None
+        self.steps = SEARCH_BUDGET
+        self.chosen: dict[int, str] = {}
+
+    def run(self) -> dict[int, str] | None:
+        self._visit(0)
+        return self.best
+
+    def _visit(self, i: int) -> bool:
+        """Explore from request ``i``; True when every request is placed (stop)."""
+        if len(self.chosen) + len(self.order) - i <= self.best_count or self.steps <= 0:
+            return False
+        if i == len(self.order):
+            self.best, self.best_count = dict(self.chosen), len(self.chosen)
+            return len(self.chosen) == len(self.order)
+        r = self.order[i]
+        ranked, _ = self.sched.ranked(r.demand, r.constraints)
+        self.steps -= len(self.sched.hosts)
+        for host in ranked:
+            self.sched.add(host, r.demand)
+            self.chosen[r.key] = host
+            done = self._visit(i + 1)
+            self.sched.remove(host, r.demand)
+            del self.chosen[r.key]
+            if done:
+                return True
+        return self._visit(i + 1)
