@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 from plan_world import converged, dvm, host, kinds, mapping, state, world
 
-from provisiond.core.desired import DesiredVM, GpuRequest
+from provisiond.core.actions import Migrate
+from provisiond.core.desired import DesiredVM, GpuRequest, PowerState
 from provisiond.core.observed import ObservedState, VMStatus
 from provisiond.core.planner import plan
 
@@ -85,3 +86,20 @@ def test_a_stopped_vm_that_cannot_grow_in_place_nor_move_stays_stopped() -> None
     assert "start" not in kinds(p)
     assert [b.code for b in p.blocked] == ["no_target", "no_room"]
     assert p.blocked[0].reason.startswith("pve1 has no room for its new size (CPU)")
+
+
+@pytest.mark.parametrize("refusal", ["self", "disruption_limit"])
+def test_a_gpu_vm_whose_shutdown_is_refused_is_not_migrated_online(refusal: str) -> None:
+    """The bug: the spec stops a running GPU VM on a host in maintenance; the shutdown is
+    refused (the daemon runs in it, or the budget is spent), and the planner, having chosen the
+    move for a stopped VM, migrated it live — with a mapping that cannot live-migrate."""
+    g = replace(A, gpus=GpuRequest("m", 1), power=PowerState.STOPPED)
+    other = dvm("b", 102)
+    vms = [converged(g, status=VMStatus.RUNNING), converged(other, lock="migrate")]
+    o = world(*vms, mappings=(mapping("m", {"pve1": 1, "pve2": 1}),))
+    if refusal == "self":
+        o = replace(o, self_vmid=101)
+    p = plan(state(g, other, maintenance=("pve1",), max_disruptions=1), o, now=0)
+    assert not [a for a in p.actions if isinstance(a, Migrate) and a.online], p.actions
+    assert not p.actions
+    assert refusal in [b.code for b in p.blocked]

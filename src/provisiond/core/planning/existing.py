@@ -20,11 +20,12 @@ from provisiond.core.planning.configure import configure, grow
 from provisiond.core.planning.kube import converge_node, node_of
 from provisiond.core.planning.migration import choose_move, emit_move
 from provisiond.core.planning.placement import misplaced, reaccount
-from provisiond.core.planning.power import apply_pending, power_off, start
+from provisiond.core.planning.power import apply_pending, may_power_off, power_off, start
 from provisiond.core.planning.state import Match, PlanState
 from provisiond.core.scheduler import Constraints, Demand
 
-_GROWS = frozenset({"cores", "memory"})  # with hostpciN: what needs room on the host
+_GROWS = frozenset({"cores", "memory"})
+_STOPPED = "desired power state is stopped"  # with hostpciN: what needs room on the host
 
 
 def manage(s: PlanState, m: Match) -> None:
@@ -39,13 +40,17 @@ def manage(s: PlanState, m: Match) -> None:
     if move_why is None and room is not None:
         move_why = f"{host} has no room for its new size ({room})"
     running = vm.status is VMStatus.RUNNING
-    stopping = running and d.power is PowerState.STOPPED
     node = node_of(s, d)
+    # The shutdown is decided first: how the VM moves depends on whether it will still run
+    # (a refused shutdown leaves it running, and a running GPU VM moves only offline, or live
+    # when every mapping it uses is live-migration capable).
+    stopping = running and may_power_off(s, d, _STOPPED) if d.power is PowerState.STOPPED else False
+    running = running and not stopping
     if unseen is not None:
         move = None
         s.unseen(unseen, d, "its size, GPUs, move and start wait")
     else:
-        move = choose_move(s, d, vm, want, why=move_why, running=running and not stopping)
+        move = choose_move(s, d, vm, want, why=move_why, running=running)
 
     default_storage = d.storage or next((x.storage for x in cfg.disks.values()), None)
     drift = config_drift(d, vm.pending or cfg, default_storage=default_storage)
@@ -65,8 +70,8 @@ def manage(s: PlanState, m: Match) -> None:
     if drift:
         adopt = "adopt: " if owner(vm) is None else ""
         configure(s, d, vm.host, drift, f"{adopt}set {', '.join(sorted(drift.keys))}")
-    if stopping and power_off(s, d, vm, node, "desired power state is stopped"):
-        running = False
+    if stopping:
+        power_off(s, d, vm, node, _STOPPED)
 
     final_host, restarted = vm.host, False
     if move is not None:
