@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import LockedError, PermanentError
 from provisiond.core.observed import ObservedState, ObservedVM, Task, VMConfig, VMStatus
-from provisiond.core.ports import TaskRef, TaskStatus
+from provisiond.core.ports import MigratePrecondition, TaskRef, TaskStatus
 
 
 class FakeTime:
@@ -65,6 +65,9 @@ class FakeCluster:
     max_by_host: dict[str, int] = field(default_factory=dict)
     observe_count: int = 0
     progress_on_read: bool = True  # tasks advance when the VM is read, not only when polled
+    # GET …/migrate answers per VMID (default: the target allowed, nothing local)
+    preconditions: dict[int, MigratePrecondition] = field(default_factory=dict)
+    migrations: dict[int, tuple[bool, bool]] = field(default_factory=dict)  # online, local disks
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- helpers
@@ -247,10 +250,19 @@ class FakeCluster:
         self.calls.append(("reboot", vmid))
         return self._task(host, "qmreboot", vmid, vmid, None)
 
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition:
+        del host
+        await asyncio.sleep(0)
+        self._maybe_raise("migrate_precondition")
+        running = self.vms[vmid].status is VMStatus.RUNNING
+        return self.preconditions.get(vmid, MigratePrecondition(running, (target,)))
+
     async def migrate(
         self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
     ) -> TaskRef:
-        del online, with_local_disks
+        self.migrations[vmid] = (online, with_local_disks)
         await asyncio.sleep(0)
         exc = self._maybe_raise("migrate")
         self.calls.append(("migrate", vmid))
