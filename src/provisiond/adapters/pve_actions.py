@@ -29,7 +29,7 @@ from typing import Any
 
 from provisiond.adapters.proxmox import ProxmoxClient
 from provisiond.core.errors import PermanentError, TransientError
-from provisiond.core.ports import StaleDigestError, TaskRef, TaskStatus
+from provisiond.core.ports import MigratePrecondition, StaleDigestError, TaskRef, TaskStatus
 
 _VM = "/nodes/{node}/qemu/{vmid}"
 _TIMED_MAX = 10_000  # tasks being timed; a wait abandoned at stop must not grow it for ever
@@ -169,6 +169,29 @@ class ProxmoxActions:
                 "online": online,
                 "with-local-disks": True if with_local_disks else None,
             },
+        )
+
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition:
+        data = await self._client.get(f"{_VM}/migrate", {"target": target}, node=host, vmid=vmid)
+        data = data or {}
+        not_allowed = {
+            str(node): tuple(
+                f"{key}: {', '.join(str(x) for x in values)}"
+                for key, values in sorted((why or {}).items())
+            )
+            for node, why in sorted((data.get("not_allowed_nodes") or {}).items())
+        }
+        return MigratePrecondition(
+            running=str(data.get("running", 0)) in ("1", "True", "true"),
+            allowed_nodes=tuple(str(n) for n in data.get("allowed_nodes") or ()),
+            not_allowed=not_allowed,
+            local_disks=tuple(
+                str(d.get("drivename") or d.get("volid", "")) for d in data.get("local_disks") or ()
+            ),
+            local_resources=tuple(str(r) for r in data.get("local_resources") or ()),
+            mapped_resources=tuple(str(r) for r in data.get("mapped-resources") or ()),
         )
 
     async def destroy(self, *, host: str, vmid: int) -> TaskRef:

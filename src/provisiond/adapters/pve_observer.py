@@ -240,13 +240,14 @@ class ProxmoxObserver:
     # -- cached reads ---------------------------------------------------------------------------
 
     async def _get_mappings(self, unobserved: list[str]) -> tuple[PciMapping, ...]:
+        """The mappings; on failure the last good copy, and ``"mappings"`` in ``unobserved``."""
         if self._mappings is not None and self._fresh(self._mappings):
             return self._mappings.value
         try:
             data = await self._client.get("/cluster/mapping/pci")
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/mapping/pci", error=str(exc))
-            unobserved.append("cluster/mapping/pci")
+            unobserved.append("mappings")
             return self._mappings.value if self._mappings else ()
         value = tuple(sorted((_mapping(m) for m in data or []), key=lambda m: m.id))
         self._mappings = _Cached(value, self._clock())
@@ -261,7 +262,7 @@ class ProxmoxObserver:
             data = await self._client.get("/nodes/{node}/storage", node=node)
         except ProvisiondError as exc:
             log.warning("observe_failed", what="storage", host=node, error=str(exc))
-            unobserved.append(f"nodes/{node}/storage")
+            unobserved.append("storage")
             return cached.value if cached else ()
         value = tuple(
             sorted(
@@ -296,7 +297,7 @@ class ProxmoxObserver:
             return ()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="hardware/pci", host=node, error=str(exc))
-            unobserved.append(f"nodes/{node}/hardware/pci")
+            unobserved.append("pci")
             return cached.value if cached else ()
         value = tuple(
             PciDevice(
@@ -353,8 +354,9 @@ class ProxmoxObserver:
         )
 
     async def observe(self) -> ObservedState:
-        lists: list[str] = []
-        partial: list[str] = []
+        tasks_unobserved = False
+        # what failed, per read: "mappings"; per host: "storage", "pci" (typed in Unobserved)
+        mappings_failed: list[str] = []
         try:
             resources = await self._resources()
         except ACCESS_ERRORS:
@@ -368,7 +370,7 @@ class ProxmoxObserver:
             tasks = await self.active_tasks()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/tasks", error=str(exc))
-            lists.append("cluster/tasks")
+            tasks_unobserved = True
             tasks = ()
 
         nodes = sorted(
@@ -386,12 +388,17 @@ class ProxmoxObserver:
                 del self._configs[vmid]
 
         failed: list[int] = []
-        mappings_task = self._get_mappings(partial)
+        host_failed: dict[str, list[str]] = {str(n["node"]): [] for n in nodes}
+        mappings_task = self._get_mappings(mappings_failed)
         storage_tasks = [
-            self._get_storages(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
+            self._get_storages(str(n["node"]), host_failed[str(n["node"])])
+            for n in nodes
+            if str(n["node"]) in online
         ]
         pci_tasks = [
-            self._get_pci(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
+            self._get_pci(str(n["node"]), host_failed[str(n["node"])])
+            for n in nodes
+            if str(n["node"]) in online
         ]
         config_tasks = [self._get_config(r, failed) for r in vm_items if str(r["node"]) in online]
         mappings, storages, pcis, configs = await asyncio.gather(
@@ -433,8 +440,10 @@ class ProxmoxObserver:
             tasks=tasks,
             kube=None,
             unobserved=Unobserved(
-                lists=tuple(lists),
-                partial=tuple(partial),
+                storage=tuple(h for h, what in host_failed.items() if "storage" in what),
+                pci=tuple(h for h, what in host_failed.items() if "pci" in what),
+                mappings=bool(mappings_failed),
+                tasks=tasks_unobserved,
                 offline_hosts=offline,
                 vm_configs=tuple(sorted(failed + offline_configs)),
             ),
