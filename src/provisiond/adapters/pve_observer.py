@@ -34,6 +34,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
+from provisiond.adapters.pve_hareader import HaReader
 from provisiond.core.errors import ACCESS_ERRORS, AuthError, PermanentError, ProvisiondError
 from provisiond.core.observed import (
     Host,
@@ -129,6 +130,7 @@ class ProxmoxObserver:
         self._mappings: _Cached[tuple[PciMapping, ...]] | None = None
         self._storages: dict[str, _Cached[tuple[Storage, ...]]] = {}
         self._pci: dict[str, _Cached[tuple[PciDevice, ...]]] = {}
+        self._ha = HaReader(client, cache_ttl=cache_ttl, clock=clock)  # PVE 9.x rules, crs
 
     def invalidate(self, vmid: int) -> None:
         """Forget a VM's cached config (the executor wrote to it)."""
@@ -401,11 +403,12 @@ class ProxmoxObserver:
             if str(n["node"]) in online
         ]
         config_tasks = [self._get_config(r, failed) for r in vm_items if str(r["node"]) in online]
-        mappings, storages, pcis, configs = await asyncio.gather(
+        mappings, storages, pcis, configs, ha = await asyncio.gather(
             mappings_task,
             asyncio.gather(*storage_tasks),
             asyncio.gather(*pci_tasks),
             asyncio.gather(*config_tasks),
+            self._ha.read(),
         )
 
         online_nodes = [n for n in nodes if str(n["node"]) in online]
@@ -448,4 +451,5 @@ class ProxmoxObserver:
                 vm_configs=tuple(sorted(failed + offline_configs)),
             ),
             self_vmid=self._self_vmid,
+            ha=ha,
         )
