@@ -117,7 +117,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/cluster/ha/rules/{rule}"): _root("Sys.Audit"),
     ("PUT", "/cluster/ha/rules/{rule}"): _root("Sys.Console"),
     ("DELETE", "/cluster/ha/rules/{rule}"): _root("Sys.Console"),
-    ("GET", "/cluster/options"): ALL,  # fewer options without Sys.Audit on / (the handler)
+    # user: all passes; without the check's Sys.Audit on / the handler answers fewer options
+    ("GET", "/cluster/options"): Rule(Perm("/", ("Sys.Audit",)), user="all"),
     ("GET", "/cluster/ha/status/current"): _root("Sys.Audit"),
     ("GET", "/pools"): ALL,
     ("GET", "/pools/{poolid}"): Rule(Perm("/pool/{poolid}", ("Pool.Audit",))),
