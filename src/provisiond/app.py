@@ -9,7 +9,7 @@ state of its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
+from provisiond.adapters.sdnotify import SystemdNotifier
 from provisiond.adapters.specsource import SpecFiles
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ConfigError, ProvisiondError
@@ -226,12 +227,24 @@ def reload_hook(
     return reload
 
 
+def systemd_notifier(environ: Mapping[str, str]) -> SystemdNotifier | None:
+    """The sd_notify speaker when run by systemd (``$NOTIFY_SOCKET``): ``run`` passes it to
+    ``build_daemon`` as the cycle listener (READY, STATUS) and to ``manager``."""
+    return SystemdNotifier.from_environ(environ)
+
+
 def manager(
     daemon: Daemon,
     *,
     on_reload: Callable[[], None] | None = None,
     extra: Sequence[Runnable] = (),
+    notifier: SystemdNotifier | None = None,
 ) -> Manager:
+    """The reconciler, the spec watcher and ``extra``; with ``notifier``, its watchdog and
+    STOPPING runnable, and RELOADING … READY around the reload hook."""
+    if notifier is not None:
+        extra = [*extra, notifier]
+        on_reload = notifier.reloading(on_reload) if on_reload is not None else None
     return Manager(
         [daemon.reconciler, daemon.watcher, *extra],
         shutdown_timeout=25.0,
