@@ -28,16 +28,14 @@ FIRST_READ_DELAY = 2.0  # seconds the simulator holds the first cluster-wide lis
 
 
 def _settings(tmp: Path, url: str, token: str, ca: str) -> Path:
+    """Settings as the systemd unit gives them: the secret as a credential, not in the file."""
     tokenid, _, secret = token.rpartition("=")
-    (tmp / "token").write_text(secret)
+    (tmp / "credentials").mkdir()
+    (tmp / "credentials" / "proxmox-token-secret").write_text(secret)
+    (tmp / "state").mkdir()
     cfg = tmp / "provisiond.yaml"
     settings = {
-        "proxmox": {
-            "url": url,
-            "token_id": tokenid,
-            "token_secret_file": str(tmp / "token"),
-            "ca_bundle": ca,
-        },
+        "proxmox": {"url": url, "token_id": tokenid, "ca_bundle": ca},
         "spec": {"paths": [str(EXAMPLES / "cps-gpu" / "fleet.yaml")]},
         "executor": executor_settings(0.01),
         "log": {"format": "json"},
@@ -54,7 +52,12 @@ def test_notify_protocol_of_a_running_daemon(tmp_path: Path) -> None:
         proc = start_daemon(
             ["run", "--config", str(cfg), "--follow-up", "0.05"],
             tmp_path / "daemon.log",
-            {"NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "1000000"},
+            {
+                "NOTIFY_SOCKET": systemd.path,
+                "WATCHDOG_USEC": "1000000",
+                "CREDENTIALS_DIRECTORY": str(tmp_path / "credentials"),
+                "STATE_DIRECTORY": str(tmp_path / "state"),
+            },
         )
         try:
             ready = systemd.wait_for("READY", "1", timeout=60)
