@@ -39,6 +39,7 @@ def _settings(tmp: Path, url: str, token: str, ca: str) -> Path:
         "spec": {"paths": [str(EXAMPLES / "cps-gpu" / "fleet.yaml")]},
         "executor": executor_settings(0.01),
         "log": {"format": "json"},
+        "metrics": {"bind": "127.0.0.1:0"},  # a free port: never the shared default
     }
     cfg.write_text(json.dumps(settings))
     return cfg
@@ -126,5 +127,40 @@ def test_abstract_namespace_address() -> None:
         assert sock.send("READY=1", "STATUS=x")
         assert server.recv(100) == b"READY=1\nSTATUS=x"
         sock.close()
+    finally:
+        server.close()
+
+
+async def test_watchdog_pings_only_while_the_loop_is_alive_and_stopping_ends_them() -> None:
+    import asyncio
+    import socket
+
+    name = f"pd-wd-{time.monotonic_ns()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.setblocking(False)
+    live = [False]
+    sock = NotifySocket("@" + name)
+    notifier = SystemdNotifier(sock, watchdog=0.02, alive=lambda: live[0])
+    stop = asyncio.Event()
+    task = asyncio.create_task(notifier.run(stop))
+
+    def received() -> list[bytes]:
+        out = []
+        while True:
+            try:
+                out.append(server.recv(100))
+            except BlockingIOError:
+                return out
+
+    try:
+        await asyncio.sleep(0.2)
+        assert received() == []  # wedged: silence, so systemd's watchdog fires
+        live[0] = True
+        await asyncio.sleep(0.2)
+        assert received().count(b"WATCHDOG=1") >= 3
+        stop.set()
+        await asyncio.wait_for(task, 2)
+        assert received()[-1].startswith(b"STOPPING=1")
     finally:
         server.close()

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import certifi
 import pytest
 from deploy_support import UNIT_DIR, tool
 
@@ -79,6 +80,14 @@ def test_unit_speaks_notify_and_hands_the_token_over_as_a_credential_provisiond_
     assert source.startswith("/etc/provisiond/")
     assert service["CapabilityBoundingSet"] == ""
     assert service["RestrictAddressFamilies"] == "AF_INET AF_INET6 AF_UNIX"
+
+
+@pytest.fixture(autouse=True)
+def _ca_bundle_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example names /etc/provisiond/pve-root-ca.pem, which this machine lacks; provisiond
+    checks the file at load, so any readable CA bundle stands in for it (the environment wins
+    over the file, as on a real host)."""
+    monkeypatch.setenv("PROVISIOND_PROXMOX__CA_BUNDLE", certifi.where())
 
 
 def test_example_settings_load_with_the_token_from_the_credential(
