@@ -37,8 +37,8 @@ from provisiond.sim.pve.testing import EXAMPLES, running_simulator
 pytestmark = pytest.mark.e2e
 
 FLEET = EXAMPLES / "cps-gpu" / "fleet.yaml"
-# The chart's settings use these sections; provisiond accepts them once the metrics endpoint and
-# leader election are merged (branches wiring, leader). Until then the daemon refuses the file.
+# The chart's settings use these sections; provisiond accepts them once leader election is merged
+# (branch leader; metrics came with wiring). Until then the daemon refuses the file.
 SECTIONS = ("metrics", "leader_election", "kubernetes")
 MISSING = [s for s in SECTIONS if s not in Settings.model_fields]
 # Granted for the Kubernetes node adapter, which no merged code calls yet (kube-nodes,
@@ -121,7 +121,7 @@ def _get(url: str) -> int:
 
 @pytest.mark.xfail(
     bool(MISSING),
-    reason=f"settings sections {MISSING} are not merged yet (branches wiring, leader)",
+    reason=f"settings sections {MISSING} are not merged yet (branch leader)",
     strict=True,
 )
 @pytest.mark.timeout(240)
