@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from provisiond.adapters.mqtt_events import EventFeed
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection, RequestObserver
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
+from provisiond.adapters.sdnotify import SystemdNotifier
 from provisiond.adapters.specsource import SpecFiles
 from provisiond.adapters.telemetry import Telemetry
 from provisiond.core.desired import DesiredState
@@ -316,13 +317,26 @@ def reload_hook(
     return reload
 
 
+def systemd_notifier(environ: Mapping[str, str]) -> SystemdNotifier | None:
+    """The sd_notify speaker when run by systemd (``$NOTIFY_SOCKET``): ``run`` passes it to
+    ``build_daemon`` as the cycle listener (READY, STATUS) and to ``manager``."""
+    return SystemdNotifier.from_environ(environ)
+
+
 def manager(
     daemon: Daemon,
     *,
     on_reload: Callable[[], None] | None = None,
     extra: Sequence[Runnable] = (),
+    notifier: SystemdNotifier | None = None,
 ) -> Manager:
-    """The reconciler, the spec watcher, the metrics endpoint and MQTT when built, ``extra``."""
+    """The reconciler, the spec watcher, the metrics endpoint and MQTT when built, ``extra``;
+    with ``notifier`` (systemd), its WATCHDOG/STOPPING runnable — the watchdog pings only while
+    the health check says the loop is live — and RELOADING … READY around the reload hook."""
+    if notifier is not None:
+        notifier.alive = lambda: daemon.health.live()[0]
+        extra = [*extra, notifier]
+        on_reload = notifier.reloading(on_reload) if on_reload is not None else None
     return Manager(
         [*daemon.runnables(), *extra],
         shutdown_timeout=25.0,

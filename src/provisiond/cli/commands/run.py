@@ -6,6 +6,8 @@ that fails to load is reported with file:line and the last good one is kept. ``-
 observes, plans and reports without acting. SIGTERM/SIGINT: no new actions; actions waiting on
 Proxmox tasks stop waiting at once (the tasks go on server-side and are adopted on the next
 start); exits within 30 s, within 2 s while only observing (a read under way is abandoned).
+Under systemd (``Type=notify``) it speaks sd_notify: READY after the first observation, STATUS
+per cycle, WATCHDOG pings, STOPPING, RELOADING on SIGHUP.
 
 Settings are checked before anything starts (the URL's form, the CA bundle readable and a
 certificate, the secret file present): a problem is one line on stderr and exit 1. Problems that
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from provisiond import app
 from provisiond.cli.arguments import (
@@ -41,10 +44,12 @@ def _run(args: argparse.Namespace) -> int:
         configure_logging(
             fmt=settings.log.format, level=settings.log.level, secrets=settings.secret_values()
         )
-        built = app.build_daemon(settings, follow_up=args.follow_up)
+        notifier = app.systemd_notifier(os.environ)
+        built = app.build_daemon(settings, follow_up=args.follow_up, cycle_listener=notifier)
     except ProvisiondError as exc:
         return print_error(exc)
-    mgr = app.manager(built, on_reload=app.reload_hook(built, args.config, overrides))
+    reload = app.reload_hook(built, args.config, overrides)
+    mgr = app.manager(built, on_reload=reload, notifier=notifier)
     try:
         asyncio.run(mgr.run())
     except ExceptionGroup as exc:
