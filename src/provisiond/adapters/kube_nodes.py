@@ -114,15 +114,15 @@ class KubeNodes:
     """``KubeReader`` + the node half of ``KubeWriter`` (see the module docstring)."""
 
     def __init__(self, calls: KubeCalls, cache: NodeCache | None = None) -> None:
-        self._calls = calls
-        self._core = kclient.CoreV1Api(calls.api)
+        self.calls = calls
         self.cache = cache
 
+    async def _api(self) -> kclient.CoreV1Api:
+        return kclient.CoreV1Api(await self.calls.client())
+
     async def list_raw(self) -> kclient.V1NodeList:
-        timeout = self._calls.request_timeout
-        return await self._calls.call(
-            "GET", NODES, lambda: self._core.list_node(_request_timeout=timeout)
-        )
+        core, timeout = await self._api(), self.calls.request_timeout
+        return await self.calls.call("GET", NODES, lambda: core.list_node(_request_timeout=timeout))
 
     async def nodes(self) -> tuple[KubeNode, ...]:
         if self.cache is not None and self.cache.synced:
@@ -152,11 +152,11 @@ class KubeNodes:
         if unschedulable is not None:
             spec["unschedulable"] = unschedulable
         body: dict[str, object] = {"metadata": meta, **({"spec": spec} if spec else {})}
-        timeout = self._calls.request_timeout
-        raw = await self._calls.call(
+        core, timeout = await self._api(), self.calls.request_timeout
+        raw = await self.calls.call(
             "PATCH",
             NODE,
-            lambda: self._core.patch_node(
+            lambda: core.patch_node(
                 name,
                 body,
                 _content_type="application/merge-patch+json",
@@ -191,13 +191,11 @@ class KubeNodes:
             last_timestamp=now,
             count=1,
         )
-        timeout = self._calls.request_timeout
-        await self._calls.call(
+        core, timeout = await self._api(), self.calls.request_timeout
+        await self.calls.call(
             "POST",
             "/api/v1/namespaces/{namespace}/events",
-            lambda: self._core.create_namespaced_event(
-                EVENT_NAMESPACE, event, _request_timeout=timeout
-            ),
+            lambda: core.create_namespaced_event(EVENT_NAMESPACE, event, _request_timeout=timeout),
         )
 
 
@@ -207,6 +205,8 @@ class _Expired(Exception):  # noqa: N818 - a signal inside the watch loop, not a
 
 class NodeWatch:
     """List + watch Nodes into ``cache`` until stopped (a manager runnable)."""
+
+    name = "node-watch"
 
     def __init__(
         self,
@@ -277,7 +277,7 @@ class NodeWatch:
             self._on_change(f"kubernetes nodes changed while unwatched: {', '.join(changed)}")
 
     async def _watch(self) -> None:
-        core = kclient.CoreV1Api(self._nodes._calls.api)
+        core = kclient.CoreV1Api(await self._nodes.calls.client())
         s = self._settings
         started = time.perf_counter()
         # kubernetes.aio.watch ships no annotations (its client package does)
@@ -299,7 +299,7 @@ class NodeWatch:
                     raise _Expired from exc
                 raise map_error(exc, f"WATCH {NODES}") from exc
             finally:
-                self._nodes._calls.report("WATCH", NODES, "200", time.perf_counter() - started)
+                self._nodes.calls.report("WATCH", NODES, "200", time.perf_counter() - started)
 
     def _apply(self, event: Mapping[str, object]) -> None:
         kind, raw = event.get("type"), event.get("object")
