@@ -16,6 +16,7 @@ reconciler through ``ReconcilerCommands``.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,8 +28,11 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from provisiond import __version__
+from provisiond.adapters.cluster_view import ClusterView
 from provisiond.adapters.health import Health
 from provisiond.adapters.httpserver import MetricsServer
+from provisiond.adapters.kube import KubeCalls, connection_source, kube_api
+from provisiond.adapters.kube_nodes import KubeNodes, NodeCache, NodeWatch
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_commands import ReconcilerCommands
@@ -143,16 +147,88 @@ async def privilege_problems(
     return [n.describe(who) for n in lacking], []
 
 
+# -- Kubernetes: the nodes in the VMs (docs/kubernetes.md) ---------------------------------------
+
+
+@dataclass(slots=True)
+class KubeParts:
+    calls: KubeCalls
+    nodes: KubeNodes  # KubeReader + KubeWriter (nodes)
+    cache: NodeCache  # the node watch's copy, read by ``nodes`` while in sync
+
+    async def aclose(self) -> None:
+        await self.calls.close()
+
+
+def build_kube(settings: Settings, metrics: Metrics | None = None) -> KubeParts | None:
+    """The Kubernetes adapters, or ``None`` (logged with why) when Kubernetes is off. The
+    ApiClient is made on first use: loading a kubeconfig is a coroutine."""
+    k8s = settings.kubernetes
+    source = connection_source(k8s)
+    if isinstance(source, str):
+        log.info("kubernetes_off", reason=source, note="node labels, taints, drains not managed")
+        return None
+    log.info("kubernetes_on", source=source.describe())
+    calls = KubeCalls(
+        lambda: kube_api(k8s),
+        request_timeout=k8s.request_timeout,
+        on_request=metrics.observe_kubernetes_request if metrics is not None else None,
+    )
+    cache = NodeCache()
+    return KubeParts(calls, KubeNodes(calls, cache), cache)
+
+
+def node_watch(kube: KubeParts, settings: Settings, reconciler: Reconciler) -> NodeWatch:
+    """The node watch: a change to a node the spec names (or provisiond manages) triggers a
+    cycle at once."""
+
+    def managed(name: str) -> bool:
+        desired = reconciler.desired
+        return desired is not None and any(
+            vm.kubernetes is not None and vm.kubernetes.node_name == name
+            for vm in desired.all_vms()
+        )
+
+    return NodeWatch(
+        kube.nodes, kube.cache, settings.kubernetes, on_change=reconciler.trigger, managed=managed
+    )
+
+
+class _KubeClientCloser:
+    """Closes the Kubernetes client when the daemon stops (it lives on the daemon's loop)."""
+
+    name = "kube-client"
+
+    def __init__(self, kube: KubeParts) -> None:
+        self._kube = kube
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await self._kube.aclose()
+
+
+async def observe_all(settings: Settings, parts: ProxmoxParts) -> ObservedState:
+    """One observation of Proxmox and (when configured) Kubernetes, for ``plan``."""
+    kube = build_kube(settings)
+    try:
+        return await ClusterView(parts.observer, kube.nodes if kube else None).observe()
+    finally:
+        if kube is not None:
+            await kube.aclose()
+
+
 # -- the daemon: executor, reconciler, spec watcher, manager -----------------------------------
 
 
 def planner(
     clock: Callable[[], float] = time.time,
+    *,
+    node_join_timeout: float = 900.0,
 ) -> Callable[[DesiredState, ObservedState], Plan]:
     """The pure planner with the wall clock plugged in (the planner never reads a clock)."""
 
     def plan(desired: DesiredState, observed: ObservedState) -> Plan:
-        return core_plan(desired, observed, now=clock())
+        return core_plan(desired, observed, now=clock(), node_join_timeout=node_join_timeout)
 
     return plan
 
@@ -182,16 +258,28 @@ class Daemon:
     metrics: Metrics
     health: Health
     telemetry: Telemetry
+    observer: ClusterView  # Proxmox + Kubernetes
     server: MetricsServer | None = None
     mqtt: MqttPublisher | None = None
     commands: ReconcilerCommands | None = None
+    kube: KubeParts | None = None
+    node_watch: NodeWatch | None = None
 
     def runnables(self) -> list[Runnable]:
-        services: list[Runnable | None] = [self.server, self.mqtt]
+        kube: list[Runnable | None] = [self.node_watch]
+        if self.kube is not None:
+            kube.append(_KubeClientCloser(self.kube))
+        services: list[Runnable | None] = [self.server, self.mqtt, *kube]
         return [self.reconciler, self.watcher, *(r for r in services if r is not None)]
 
     def close(self) -> None:
         self.parts.close()
+
+    async def aclose(self) -> None:
+        """``close`` plus the Kubernetes client (for callers that run their own loop)."""
+        if self.kube is not None:
+            await self.kube.aclose()
+        self.close()
 
 
 def _publisher(settings: Settings, metrics: Metrics) -> MqttPublisher:
@@ -243,17 +331,21 @@ def build_daemon(
         actions=[telemetry, *feed, *([action_listener] if action_listener else [])],
         cycles=[telemetry, *feed, *([cycle_listener] if cycle_listener else [])],
     )
+    kube = build_kube(settings, metrics)
+    observer = ClusterView(parts.observer, kube.nodes if kube is not None else None)
     executor = Executor(
-        parts.observer,
+        observer,
         parts.actions,
         config=executor_config(settings.executor),
         listener=listeners,
+        kube_reader=kube.nodes if kube is not None else None,
+        kube_writer=kube.nodes if kube is not None else None,
     )
     reconciler = Reconciler(
         SpecFiles(settings.spec.paths),
-        parts.observer,
+        observer,
         executor,
-        planner(),
+        planner(node_join_timeout=settings.kubernetes.node_join_timeout),
         interval=settings.daemon.interval,
         follow_up=follow_up,
         debounce=debounce,
@@ -269,6 +361,7 @@ def build_daemon(
     if services and settings.metrics.enabled:
         server = MetricsServer(metrics.registry, health, bind=settings.metrics.bind)
     watcher = SpecWatcher(reconciler, interval=watch_interval)
+    watch = node_watch(kube, settings, reconciler) if kube is not None else None
     return Daemon(
         parts,
         executor,
@@ -277,9 +370,12 @@ def build_daemon(
         metrics,
         health,
         telemetry,
+        observer,
         server=server,
         mqtt=publisher,
         commands=commands,
+        kube=kube,
+        node_watch=watch,
     )
 
 

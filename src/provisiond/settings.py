@@ -44,6 +44,7 @@ from pydantic_settings import (
 from yaml import YAMLError
 
 from provisiond.adapters.httpserver import MetricsSettings
+from provisiond.adapters.kube import KubernetesSettings
 from provisiond.adapters.mqtt_settings import MqttSettings
 from provisiond.core.errors import ConfigError
 
@@ -240,6 +241,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -126,6 +126,7 @@ class VMConfig:
     sshkeys: str | None = None  # decoded (plain), newline-separated
     tags: tuple[str, ...] = ()  # sorted, lower-case
     description: str = ""
+    smbios_uuid: str | None = None  # ``smbios1: uuid=…`` lower-case: the guest's system UUID
 
     def gpu_claims(self) -> dict[str, int]:
         """Devices held per mapping (one per ``hostpciN: mapping=…``)."""
@@ -150,6 +151,7 @@ class ObservedVM:
     config: VMConfig | None = None  # None: the config could not be read
     pending: VMConfig | None = None  # config with pending changes merged in; None: none pending
     ha_state: str | None = None  # HA resource state ("started", …); None: not HA-managed
+    uptime: int | None = None  # seconds since its start (``/cluster/resources``); None: unknown
 
     @property
     def description(self) -> str:
@@ -180,6 +182,8 @@ class KubeNode:
     annotations: Mapping[str, str] = field(default_factory=dict)
     unschedulable: bool = False
     ready: bool = True
+    resource_version: str = ""  # metadata.resourceVersion: a patch applies only to this version
+    system_uuid: str | None = None  # status.nodeInfo.systemUUID (lower-case): the VM's smbios uuid
 
 
 @dataclass(frozen=True, slots=True)

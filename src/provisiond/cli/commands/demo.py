@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ class _Watch:
         self.last: CycleResult | None = None
         self.summary: dict[str, Any] | None = None
         self.seconds = 0.0
+        self.nodes: Callable[[], list[dict[str, Any]]] = list  # the Kubernetes simulator's
 
     def cycle_finished(self, result: CycleResult) -> None:
         self.last = result
@@ -76,6 +78,7 @@ class _Watch:
             actions=self.progress.done,
             failed=self.progress.failed,
             cycles=self.progress.cycles,
+            nodes=self.nodes(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -96,7 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     examples = Path(args.examples_dir) if args.examples_dir else sandbox.examples_dir()
     example = examples / args.example
     try:
-        with sandbox.simulated(example / "topology.yaml", time_scale=args.time_scale) as sim:
+        with sandbox.simulated(
+            example / "topology.yaml", time_scale=args.time_scale, kubernetes=[example]
+        ) as sim:
             return _converge(args, example, sim)
     except sandbox.SandboxError as exc:
         return print_error(f"example {args.example!r}: {exc}")
@@ -116,6 +121,7 @@ def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) ->
         timeout=args.timeout,
         started=time.monotonic(),
     )
+    watch.nodes = sim.nodes
     progress = Progress(ui, quiet=json_out, cycle_listeners=(watch,))
     watch.progress = progress
     try:
@@ -135,7 +141,7 @@ def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) ->
         ui.print(f"  metrics   http://{args.metrics_bind}/metrics  (/healthz, /readyz)")
     if built.mqtt is not None:
         ui.print(f"  mqtt      {args.mqtt_url}  topics {built.mqtt.prefix}/#")
-    ui.print()
+    ui.print(f"  kubernetes {sim.kubeconfig or 'off'}\n")
     mgr = app.manager(built, extra=(watch,))
     printed = False
 

@@ -17,7 +17,7 @@ from provisiond.core.drift import Drift, config_drift
 from provisiond.core.observed import ObservedVM, VMStatus
 from provisiond.core.ownership import owner, paused
 from provisiond.core.planning.configure import configure, grow
-from provisiond.core.planning.kube import converge_node, node_of
+from provisiond.core.planning.kube import converge_node, node_missing, node_of
 from provisiond.core.planning.migration import choose_move, emit_move
 from provisiond.core.planning.placement import misplaced, reaccount
 from provisiond.core.planning.power import apply_pending, may_power_off, power_off, start
@@ -40,7 +40,7 @@ def manage(s: PlanState, m: Match) -> None:
     if move_why is None and room is not None:
         move_why = f"{host} has no room for its new size ({room})"
     running = vm.status is VMStatus.RUNNING
-    node = node_of(s, d)
+    node = node_of(s, d, vm)
     # The shutdown is decided first: how the VM moves depends on whether it will still run
     # (a refused shutdown leaves it running, and a running GPU VM moves only offline, or live
     # when every mapping it uses is live-migration capable).
@@ -97,6 +97,8 @@ def manage(s: PlanState, m: Match) -> None:
                 s.wait(f"not started: {taken}", d)
     if node is not None:
         converge_node(s, d, vm, node)
+    else:
+        node_missing(s, d, vm)
 
 
 def _settled(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:
