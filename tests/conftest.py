@@ -17,6 +17,7 @@ def _fresh_structlog() -> Iterator[None]:
     yield
     structlog.reset_defaults()
 
+
 # -- Proxmox VE API simulator (provisiond.sim.pve) -----------------------------------------------
 
 

@@ -10,7 +10,9 @@ Retryability lives in the type, not in the call site (STYLE.md §4)::
     │   └── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
     ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
     ├── ObservationError              the world could not be seen completely
-    └── ConfigError                   the daemon's own settings are unusable
+    ├── ConfigError                   the daemon's own settings are unusable
+    └── NotLeaderError                this process may not act now (lease lost, not yet held,
+                                      or stopping): the call was not sent; not retried here
 
 Adapters map library exceptions onto this tree with ``raise … from exc``; messages never carry
 secrets (tokens, passwords): adapters redact before raising.
@@ -87,3 +89,9 @@ class ObservationError(ProvisiondError):
 
 class ConfigError(ProvisiondError):
     """The daemon's settings are unusable (missing secret file, bad URL, …)."""
+
+
+class NotLeaderError(ProvisiondError):
+    """A mutating call was refused before it was sent: this process does not hold an unexpired
+    lease (or is stopping). Neither transient nor permanent for the object: the action is
+    skipped, the object is not backed off, and whoever leads will plan it afresh."""

@@ -62,6 +62,7 @@ from provisiond.core.actions import (
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import (
     LockedError,
+    NotLeaderError,
     PermanentError,
     ProvisiondError,
     TransientError,
@@ -202,6 +203,8 @@ class Executor:
             outcome, detail, retry = Outcome.INTERRUPTED, str(exc), None
         except ReplanSignal as exc:
             outcome, detail, retry = Outcome.SKIPPED, str(exc), 0.0
+        except NotLeaderError as exc:  # the fence refused a call: not this object's failure
+            outcome, detail, retry = Outcome.SKIPPED, str(exc), None
         except LockedError as exc:
             outcome, detail = Outcome.REQUEUED, str(exc)
             retry = exc.retry_after or self.config.requeue_after

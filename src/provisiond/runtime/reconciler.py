@@ -20,7 +20,9 @@ Invariants:
   convergence, and is logged with ``unobserved``;
 - a spec that fails to load never reaches the planner: the last good spec is kept and acted on,
   and the error (every issue with file:line) is reported each time the files change;
-- ``read_only``: observe, plan and report; never execute.
+- ``read_only``: observe, plan and report; never execute;
+- ``may_act`` (leader election): a standby observes and plans (staying warm) but never
+  executes, and its cycles come at the timer's pace, not the follow-up's.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class CycleResult:
     error: str | None = None  # the cycle failed (nothing was planned or executed)
     spec_error: SpecError | None = None  # the spec on disk is invalid (last good one used)
     read_only: bool = False
+    standby: bool = False  # planned but not executed: another replica holds the lease
 
     @property
     def incomplete(self) -> tuple[str, ...]:
@@ -127,6 +130,7 @@ class Reconciler:
         read_only: bool = False,
         clock: Callable[[], float] = time.monotonic,
         listener: CycleListener | None = None,
+        may_act: Callable[[], bool] | None = None,
     ) -> None:
         self._spec = _SpecState(spec)
         self._reader = reader
@@ -138,6 +142,7 @@ class Reconciler:
         self.read_only = read_only
         self._clock = clock
         self._listener = listener
+        self._may_act = may_act or (lambda: True)
         self._triggers = _Triggers()
         self._ids = itertools.count(1)
         self._cycle_lock = asyncio.Lock()
@@ -200,7 +205,7 @@ class Reconciler:
                 delay = min(delay, self.debounce)  # keep converging: the next step is planned
             if report.retry_after is not None:
                 delay = min(delay, max(self.debounce, report.retry_after))
-        elif not result.plan.empty and not self.read_only:
+        elif not result.plan.empty and not self.read_only and not result.standby:
             delay = min(delay, self.follow_up)
         return delay
 
@@ -299,8 +304,10 @@ class Reconciler:
             )
         observed = await self._reader.observe()
         plan = self._planner(desired, observed)
+        standby = not self._may_act()
         log.info(
             "plan_ready",
+            role="standby" if standby else "leader",
             triggers=list(reasons),
             actions=len(plan.actions),
             blocked=len(plan.blocked),
@@ -309,7 +316,7 @@ class Reconciler:
             **({"unobserved": list(observed.read_failures)} if observed.read_failures else {}),
         )
         report: ExecutionReport | None = None
-        if not self.read_only and not plan.empty and not stop.is_set():
+        if not self.read_only and not standby and not plan.empty and not stop.is_set():
             report = await self._executor.execute(plan, desired=desired, stop=stop)
         result = CycleResult(
             cid,
@@ -321,6 +328,7 @@ class Reconciler:
             report=report,
             spec_error=self._spec.error,
             read_only=self.read_only,
+            standby=standby,
         )
         log.info(
             "reconcile_finished",
