@@ -8,6 +8,9 @@ state of its own.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from provisiond.adapters.instance_lock import InstanceLock
+from provisiond.adapters.kube_lease import KubeLease, in_cluster, pod_namespace
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
 from provisiond.adapters.pve_actions import ProxmoxActions
@@ -30,6 +35,8 @@ from provisiond.core.planner import plan as core_plan
 from provisiond.core.privileges import missing, needed
 from provisiond.logging import configure_logging
 from provisiond.runtime.executor import Executor, ExecutorConfig
+from provisiond.runtime.fence import Fence
+from provisiond.runtime.leader import ElectionConfig, LeaderElector
 from provisiond.runtime.manager import Manager, Runnable
 from provisiond.runtime.reconciler import CycleListener, Reconciler
 from provisiond.runtime.results import ActionListener
@@ -90,10 +97,16 @@ def proxmox_connection(settings: Settings) -> ProxmoxConnection:
 
 
 def build_proxmox(
-    conn: ProxmoxConnection, settings: Settings, metrics: Metrics | None = None
+    conn: ProxmoxConnection,
+    settings: Settings,
+    metrics: Metrics | None = None,
+    *,
+    fence: Fence | None = None,
 ) -> ProxmoxParts:
     client = ProxmoxClient(
-        conn, on_request=metrics.observe_proxmox_request if metrics is not None else None
+        conn,
+        on_request=metrics.observe_proxmox_request if metrics is not None else None,
+        guard=fence.sending if fence is not None else None,
     )
     observer = ProxmoxObserver(
         client, cache_ttl=settings.daemon.cache_ttl, self_vmid=settings.daemon.self_vmid
@@ -160,6 +173,8 @@ class Daemon:
     reconciler: Reconciler
     watcher: SpecWatcher
     metrics: Metrics
+    fence: Fence | None = None
+    election: Election | None = None  # None: leader election off (one daemon per machine)
 
     def close(self) -> None:
         self.parts.close()
@@ -176,7 +191,11 @@ def build_daemon(
     watch_interval: float = 0.5,
 ) -> Daemon:
     metrics = metrics or build_metrics()
-    parts = build_proxmox(proxmox_connection(settings), settings, metrics)
+    election = build_election(settings, metrics) if election_enabled(settings) else None
+    fence = Fence(election.elector.may_act if election is not None else lambda: True)
+    if election is not None:
+        election.elector.set_drain(fence.drained)
+    parts = build_proxmox(proxmox_connection(settings), settings, metrics, fence=fence)
     executor = Executor(
         parts.observer,
         parts.actions,
@@ -193,9 +212,14 @@ def build_daemon(
         debounce=debounce,
         read_only=settings.daemon.read_only,
         listener=cycle_listener,
+        may_act=election.elector.may_act if election is not None else None,
     )
+    if election is not None:  # a new leader acts at once, not after the standby's interval
+        election.elector.subscribe(
+            lambda leader: reconciler.trigger("leader_acquired") if leader else None
+        )
     watcher = SpecWatcher(reconciler, interval=watch_interval)
-    return Daemon(parts, executor, reconciler, watcher, metrics)
+    return Daemon(parts, executor, reconciler, watcher, metrics, fence, election)
 
 
 def reload_hook(
@@ -232,8 +256,82 @@ def manager(
     on_reload: Callable[[], None] | None = None,
     extra: Sequence[Runnable] = (),
 ) -> Manager:
+    election = [daemon.election] if daemon.election is not None else []
     return Manager(
-        [daemon.reconciler, daemon.watcher, *extra],
+        [daemon.reconciler, daemon.watcher, *election, *extra],
         shutdown_timeout=25.0,
         on_reload=(on_reload,) if on_reload is not None else (),
     )
+
+
+# -- leader election, or one daemon per machine (issue 17) --------------------------------------
+
+
+def kubernetes_configured(settings: Settings) -> bool:
+    """A kubeconfig in the settings or ``$KUBECONFIG``, or running in a pod."""
+    return (
+        settings.kubernetes.kubeconfig is not None
+        or bool(os.environ.get("KUBECONFIG"))
+        or in_cluster()
+    )
+
+
+def election_enabled(settings: Settings) -> bool:
+    enabled = settings.leader_election.enabled
+    return kubernetes_configured(settings) if enabled is None else enabled
+
+
+def election_identity() -> str:
+    """The pod's name (``POD_NAME`` from the downward API), else ``<hostname>_<pid>``."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}"
+
+
+def state_dir(settings: Settings) -> Path:
+    if settings.daemon.state_dir is not None:
+        return settings.daemon.state_dir
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(systemd) if systemd else Path("/var/lib/provisiond")
+
+
+def instance_lock(settings: Settings) -> InstanceLock | None:
+    """Without leader election: the lock that keeps a second daemon on this machine out
+    (``acquire`` raises ``ConfigError`` naming the holder). None when election is on."""
+    return None if election_enabled(settings) else InstanceLock(state_dir(settings))
+
+
+@dataclass(slots=True)
+class Election:
+    """The elector as a manager runnable: it owns the Lease client and closes it."""
+
+    elector: LeaderElector
+    lease: KubeLease
+    name: str = "leader-election"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.elector.run(stop)
+        finally:
+            await self.lease.close()
+
+
+def build_election(settings: Settings, metrics: Metrics | None = None) -> Election:
+    le = settings.leader_election
+    namespace = le.namespace or pod_namespace() or "default"
+    lease = KubeLease(
+        name=le.name,
+        namespace=namespace,
+        kubeconfig=settings.kubernetes.kubeconfig,
+        context=settings.kubernetes.context,
+        request_timeout=max(1.0, le.retry_period),
+    )
+    config = ElectionConfig(
+        identity=election_identity(),
+        name=le.name,
+        namespace=namespace,
+        lease_duration=le.lease_duration,
+        renew_deadline=le.renew_deadline,
+        retry_period=le.retry_period,
+        release_timeout=le.release_timeout,
+    )
+    hooks = [lambda leader: metrics.set_leader(le.name, leader=leader)] if metrics else []
+    return Election(LeaderElector(lease, config, on_change=hooks), lease)

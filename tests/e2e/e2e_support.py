@@ -46,9 +46,10 @@ def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 3
                     "ca_bundle": sim.ca_path,
                 },
                 "spec": {"paths": [str(spec)]},
-                "daemon": {"interval": interval},
                 "executor": EXECUTOR,
                 "log": {"format": "json", "level": "info"},
+                # the single-instance lock (no leader election here) per test, not /var/lib
+                "daemon": {"interval": interval, "state_dir": str(tmp / "state")},
             }
         )
     )
@@ -96,9 +97,15 @@ class Proc:
         return time.monotonic() - started
 
 
-def start(tmp: Path, *args: str, name: str = "daemon", stdin: int | None = None) -> Proc:
+def start(
+    tmp: Path,
+    *args: str,
+    name: str = "daemon",
+    stdin: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Proc:
     log = tmp / f"{name}-{time.monotonic_ns()}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("PROVISIOND_CONFIG", None)
     handle = log.open("wb")
     popen = subprocess.Popen(
@@ -112,15 +119,11 @@ def start(tmp: Path, *args: str, name: str = "daemon", stdin: int | None = None)
     return Proc(popen, log)
 
 
-def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
+def run_daemon(
+    tmp: Path, cfg: Path, *extra: str, name: str = "daemon", env: dict[str, str] | None = None
+) -> Proc:
     return start(
-        tmp,
-        "run",
-        "--config",
-        str(cfg),
-        "--follow-up",
-        "0.05",
-        *extra,
+        tmp, "run", "--config", str(cfg), "--follow-up", "0.05", *extra, name=name, env=env
     )
 
 

@@ -10,6 +10,10 @@ Rules this module keeps (DESIGN §2, §6; SEMANTICS.md §1-3):
   is URL-encoded as PVE requires.
 - Every call is reported to ``on_request(method, endpoint_template, code, seconds)`` — metrics
   get bounded labels (the template, never a VMID).
+- Every mutating call (not GET) passes ``guard(method, endpoint_template)`` in its worker thread
+  immediately before it is sent (leader election's fence, ``runtime.fence``): the guard may
+  refuse by raising, and then nothing is sent. Checked there, not when the call is queued, since
+  a call can wait for a worker behind slow reads.
 - Failures become the core's exception tree (``core.pve_errors``), raised ``from`` the original;
   messages carry the endpoint template and PVE's reason, never the token.
 """
@@ -21,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -34,6 +39,9 @@ from provisiond.core.pve_errors import error_for
 
 class RequestObserver(Protocol):
     def __call__(self, method: str, endpoint: str, code: str, seconds: float) -> None: ...
+
+
+Guard = Callable[[str, str], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,7 @@ class ProxmoxClient:
         *,
         on_request: RequestObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        guard: Guard | None = None,
     ) -> None:
         parts = urlsplit(conn.url)
         if parts.scheme != "https" or not parts.hostname:
@@ -104,6 +113,7 @@ class ProxmoxClient:
         self._port = parts.port or 8006
         self._on_request = on_request
         self._clock = clock
+        self._guard = guard
         self._pool = ThreadPoolExecutor(
             max_workers=conn.max_concurrent, thread_name_prefix="proxmox"
         )
@@ -142,6 +152,12 @@ class ProxmoxClient:
     def _call(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
         """Runs in a worker thread. A ticket the server no longer accepts (expired, or the
         server restarted) is replaced by one fresh login, once; tokens are never retried."""
+        if method != "GET" and self._guard is not None:
+            with self._guard(method, template):
+                return self._call_logged_in(method, template, path, params)
+        return self._call_logged_in(method, template, path, params)
+
+    def _call_logged_in(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
         try:
             return self._call_once(method, template, path, params)
         except AuthError:

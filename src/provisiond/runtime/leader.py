@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from provisiond.core.errors import ProvisiondError
+from provisiond.core.errors import ConfigError, ProvisiondError
 from provisiond.core.ports import LeaseClient, LeaseRecord
 
 log = structlog.get_logger("provisiond.leader")
@@ -112,6 +112,14 @@ class LeaderElector:
         self._observed_at = 0.0  # when _record last changed, local monotonic clock
         self._holder_seen: str | None = None  # another holder last reported (standby log)
 
+    def set_drain(self, drain: Callable[[float], Awaitable[bool]]) -> None:
+        """What ``shutdown`` awaits before releasing (wiring: the fence is built after)."""
+        self._drain = drain
+
+    def subscribe(self, hook: Callable[[bool], None]) -> None:
+        """Add an ``on_change(is_leader)`` hook (wiring: built after the elector)."""
+        self._on_change = (*self._on_change, hook)
+
     # ---------------------------------------------------------------- what others ask
 
     @property
@@ -170,6 +178,8 @@ class LeaderElector:
                 ok = await self._try_acquire_or_renew()
         except TimeoutError:
             ok, error = False, f"lease request took longer than {budget:.1f}s"
+        except ConfigError:
+            raise  # unusable settings (a kubeconfig that does not load): retrying will not help
         except ProvisiondError as exc:
             ok, error = False, str(exc)
         if ok:

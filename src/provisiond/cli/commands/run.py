@@ -7,7 +7,12 @@ observes, plans and reports without acting. SIGTERM/SIGINT: no new actions; acti
 Proxmox tasks stop waiting at once (the tasks go on server-side and are adopted on the next
 start); exits within 30 s.
 
-Exit codes: 0 stopped by a signal, 1 error (settings, or a component failed).
+With Kubernetes configured, replicas elect a leader on a Lease (``leader_election.*``): only the
+leader acts, standbys observe; SIGTERM releases the lease after calls in flight are answered.
+Without it, a lock in ``daemon.state_dir`` refuses a second daemon on the same machine.
+
+Exit codes: 0 stopped by a signal, 1 error (settings, another daemon running here, or a
+component failed).
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ def _run(args: argparse.Namespace) -> int:
         configure_logging(
             fmt=settings.log.format, level=settings.log.level, secrets=settings.secret_values()
         )
+        lock = app.instance_lock(settings)
+        if lock is not None:
+            lock.acquire()
         built = app.build_daemon(settings, follow_up=args.follow_up)
     except ConfigError as exc:
         return print_error(exc)
@@ -45,6 +53,8 @@ def _run(args: argparse.Namespace) -> int:
         return print_error(exc.exceptions[0])
     finally:
         built.close()
+        if lock is not None:
+            lock.release()
     return 0
 
 

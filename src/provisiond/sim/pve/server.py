@@ -63,6 +63,7 @@ class RequestRecord:
     path: str
     params: dict[str, str]
     status: int = 0
+    authid: str = ""  # who sent it: the user or API token id ("" before authentication)
 
 
 @dataclass
@@ -187,7 +188,7 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
         vmid = found.path_vars.get("vmid")
         try:
             raw = await _params(request, found.path_vars)
-            served.append(RequestRecord(method, found.template, path, raw))
+            served.append(RequestRecord(method, found.template, path, raw, authid=user))
             seams.log.append(served[0])
             await seams.faults.apply("before", method, found.template, node, vmid)
             cluster.access.for_user(user).authorize(rule, raw)  # before verification, as PVE
