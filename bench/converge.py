@@ -9,6 +9,13 @@ Lower bound: every VM needs a full clone (15 s + 0.1 s/GiB copied), a config wri
 and a start (3 s), in that order; with ``S`` action slots (min of maxConcurrentActions and
 maxConcurrentPerHost x hosts) the makespan is at least max(one VM's chain, total task time / S).
 
+Requests per created VM: every request of the run (observations included) divided by the VMs
+created. ``--polling real`` (default) scales every executor delay with the task times
+(``ExecutorConfig().scaled``), so a task is polled as often as against real Proxmox;
+``--polling daemon`` uses what ``provisiond demo`` uses (``daemon.executor_config``). After
+convergence, ``--steady N`` more cycles are run on the converged fleet and their requests per
+cycle reported (caches warm: the two cluster-wide lists; no config TTL expires meanwhile).
+
     .venv/bin/python bench/converge.py [--vms 100] [--time-scale 0.02] [--slots 8]
 """
 
@@ -28,6 +35,7 @@ import structlog
 
 from provisiond import app
 from provisiond.cli.sandbox import executor_settings
+from provisiond.runtime.executor import ExecutorConfig
 from provisiond.runtime.results import ActionResult
 from provisiond.settings import Settings
 from provisiond.sim.pve.tasks import CLONE_FULL_MAX, CLONE_SECONDS_PER_GIB, DURATIONS
@@ -79,6 +87,8 @@ def main() -> int:
     p.add_argument("--vms", type=int, default=100)
     p.add_argument("--time-scale", type=float, default=0.02)
     p.add_argument("--slots", type=int, default=8)
+    p.add_argument("--polling", choices=("real", "daemon"), default="real")
+    p.add_argument("--steady", type=int, default=3)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -109,6 +119,10 @@ def main() -> int:
         )
         counter = Counter()
         built = app.build_daemon(settings, action_listener=counter)
+        if args.polling == "real":
+            built.executor.config = ExecutorConfig().scaled(args.time_scale)
+        steady: list[int] = []
+        at_convergence: dict[tuple[str, str], int] = {}
 
         async def converge() -> tuple[float, int]:
             started = time.perf_counter()
@@ -119,15 +133,22 @@ def main() -> int:
                 if result.error:
                     raise SystemExit(f"cycle failed: {result.error}")
                 if result.converged:
-                    return time.perf_counter() - started, cycles
+                    took = time.perf_counter() - started
+                    at_convergence.update(sim.request_counts())
+                    for _ in range(args.steady):  # a re-run of the converged fleet
+                        before = sum(sim.request_counts().values())
+                        again = await built.reconciler.cycle()
+                        assert again.converged, again
+                        steady.append(sum(sim.request_counts().values()) - before)
+                    return took, cycles
                 if cycles > 50:
                     raise SystemExit("did not converge in 50 cycles")
 
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
         seconds, cycles = asyncio.run(converge())
-        counts = sim.request_counts()
+        counts = at_convergence
         built.close()
-    mutating = {f"{m} {t}": n for (m, t), n in counts.items() if m != "GET"}
+    mutating = {f"{m} {t}": n for (m, t), n in counts.items() if m != "GET"}  # none in steady
     expected = 3 * args.vms  # clone POST, config PUT, start POST per VM
     result = {
         "vms": args.vms,
@@ -138,7 +159,16 @@ def main() -> int:
         "ratio": round(seconds / bound, 3),
         "cycles": cycles,
         "actions": counter.actions,
+        "polling": args.polling,
         "requests_total": sum(counts.values()),
+        "requests_per_vm": round(sum(counts.values()) / args.vms, 2),
+        "requests_by_endpoint": dict(
+            sorted(
+                ((f"{m} {t}", n) for (m, t), n in counts.items()),
+                key=lambda kv: -kv[1],
+            )
+        ),
+        "steady_requests_per_cycle": steady,
         "requests_mutating": sum(mutating.values()),
         "retries": sum(mutating.values()) - expected,
         "mutating": mutating,

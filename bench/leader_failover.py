@@ -55,6 +55,7 @@ class Replica:
                     "daemon": {"interval": 30.0, "state_dir": str(tmp / "state")},
                     "executor": executor_settings(0.01),
                     "log": {"format": "json", "level": "info"},
+                    "metrics": {"bind": "127.0.0.1:0"},  # replicas on one machine: a free port
                     "kubernetes": {"kubeconfig": str(kubeconfig)},
                     "leader_election": {
                         "lease_duration": args.lease,

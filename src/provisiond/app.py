@@ -4,6 +4,22 @@ knows the concrete adapters; nothing in ``core``, ``adapters`` or ``runtime`` im
 Used by the CLI's ``plan`` (the Proxmox parts only), ``apply``, ``run`` and ``demo``. No
 singletons: every builder returns fresh objects (the metrics registry included) and holds no
 state of its own.
+
+What hears the runtime (``runtime.listeners.Listeners`` fans the executor's and the
+reconciler's one listener out, in this order): ``adapters.telemetry.Telemetry`` (metrics and
+health), MQTT's ``EventFeed`` when MQTT is on, then the CLI's listener (progress). The Proxmox
+client reports each request to telemetry, the writer each task's duration to the metrics. The
+manager runs the reconciler, the spec watcher, and — when enabled — the HTTP endpoint
+(``/metrics``, ``/healthz``, ``/readyz``) and the MQTT publisher, whose commands reach the
+reconciler through ``ReconcilerCommands``.
+
+Leader election (``leader_election.*``, on when Kubernetes is configured; only for ``run`` and
+``demo``, which run the manager): the elector (``runtime.leader``) runs beside them; the
+``Fence`` it answers guards every mutating Proxmox request; the reconciler plans as a standby
+but executes only through ``may_act``; a new leader triggers a cycle at once; the transitions
+feed ``leader_election_master_status{name}``, MQTT's ``leadership_changed`` event and status
+``role``, and the MQTT ``reconcile`` command obeys only the leader. Without election, ``run``
+holds ``InstanceLock`` in ``daemon.state_dir``: one daemon per machine.
 """
 
 from __future__ import annotations
@@ -11,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,13 +37,20 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from provisiond import __version__
+from provisiond.adapters.health import Health
+from provisiond.adapters.httpserver import MetricsServer
 from provisiond.adapters.instance_lock import InstanceLock
 from provisiond.adapters.kube_lease import KubeLease, in_cluster, pod_namespace
 from provisiond.adapters.metrics import Metrics
-from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
+from provisiond.adapters.mqtt import MqttPublisher
+from provisiond.adapters.mqtt_commands import ReconcilerCommands
+from provisiond.adapters.mqtt_events import EventFeed
+from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection, RequestObserver
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
 from provisiond.adapters.specsource import SpecFiles
+from provisiond.adapters.telemetry import Telemetry
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ConfigError, ProvisiondError
 from provisiond.core.observed import ObservedState
@@ -37,6 +61,7 @@ from provisiond.logging import configure_logging
 from provisiond.runtime.executor import Executor, ExecutorConfig
 from provisiond.runtime.fence import Fence
 from provisiond.runtime.leader import ElectionConfig, LeaderElector
+from provisiond.runtime.listeners import Listeners
 from provisiond.runtime.manager import Manager, Runnable
 from provisiond.runtime.reconciler import CycleListener, Reconciler
 from provisiond.runtime.results import ActionListener
@@ -99,19 +124,20 @@ def proxmox_connection(settings: Settings) -> ProxmoxConnection:
 def build_proxmox(
     conn: ProxmoxConnection,
     settings: Settings,
-    metrics: Metrics | None = None,
     *,
+    on_request: RequestObserver | None = None,
+    on_task: Callable[[str, float], None] | None = None,
     fence: Fence | None = None,
 ) -> ProxmoxParts:
+    """The client, observer and writer; ``on_request``/``on_task`` report to the metrics;
+    ``fence`` guards every mutating request (leader election)."""
     client = ProxmoxClient(
-        conn,
-        on_request=metrics.observe_proxmox_request if metrics is not None else None,
-        guard=fence.sending if fence is not None else None,
+        conn, on_request=on_request, guard=fence.sending if fence is not None else None
     )
     observer = ProxmoxObserver(
         client, cache_ttl=settings.daemon.cache_ttl, self_vmid=settings.daemon.self_vmid
     )
-    actions = ProxmoxActions(client, invalidate=observer.invalidate)
+    actions = ProxmoxActions(client, invalidate=observer.invalidate, on_task=on_task)
     return ProxmoxParts(client=client, observer=observer, actions=actions)
 
 
@@ -133,10 +159,6 @@ async def privilege_problems(
     who = parts.client.identity
     who = f"token {who}" if "!" in who else f"user {who}"
     return [n.describe(who) for n in lacking], []
-
-
-def build_metrics() -> Metrics:
-    return Metrics(CollectorRegistry(auto_describe=True))
 
 
 # -- the daemon: executor, reconciler, spec watcher, manager -----------------------------------
@@ -168,39 +190,94 @@ def executor_config(executor: ExecutorSettings) -> ExecutorConfig:
 
 @dataclass(slots=True)
 class Daemon:
+    """The daemon's pieces. ``server``, ``mqtt`` and ``election`` are set when enabled and asked
+    for (``services``); ``manager`` runs them beside the reconciler and the spec watcher."""
+
     parts: ProxmoxParts
     executor: Executor
     reconciler: Reconciler
     watcher: SpecWatcher
     metrics: Metrics
+    health: Health
+    telemetry: Telemetry
+    server: MetricsServer | None = None
+    mqtt: MqttPublisher | None = None
+    commands: ReconcilerCommands | None = None
     fence: Fence | None = None
     election: Election | None = None  # None: leader election off (one daemon per machine)
+
+    def runnables(self) -> list[Runnable]:
+        services: list[Runnable | None] = [self.election, self.server, self.mqtt]
+        return [self.reconciler, self.watcher, *(r for r in services if r is not None)]
 
     def close(self) -> None:
         self.parts.close()
 
 
+def _publisher(settings: Settings, metrics: Metrics) -> MqttPublisher:
+    """The MQTT publisher; its connection state and dropped events feed the metrics."""
+    try:
+        return MqttPublisher(
+            settings.mqtt,
+            prefix=settings.mqtt.prefix(settings.cluster_name()),
+            secrets=settings.secret_values(),
+            on_connected=metrics.set_mqtt_connected,
+            on_drop=metrics.mqtt_event_dropped,
+        )
+    except (OSError, ssl.SSLError) as exc:  # the CA, certificate or key file
+        raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
+
+
 def build_daemon(
     settings: Settings,
     *,
-    metrics: Metrics | None = None,
     action_listener: ActionListener | None = None,
     cycle_listener: CycleListener | None = None,
+    services: bool = True,
     follow_up: float = 2.0,
     debounce: float = 0.1,
     watch_interval: float = 0.5,
 ) -> Daemon:
-    metrics = metrics or build_metrics()
-    election = build_election(settings, metrics) if election_enabled(settings) else None
+    """Everything ``run`` and ``demo`` run. The metrics (one fresh ``CollectorRegistry``) and
+    health always follow the runtime; with ``services`` (``run``, ``demo``; not ``apply``, which
+    acts once and serves nothing) the HTTP endpoint is built when ``metrics.enabled`` and the
+    MQTT publisher when ``mqtt.url`` is set, and the leader elector when leader election is on
+    (``apply`` has none: it acts once, as asked). ``action_listener``/``cycle_listener`` (the
+    CLI's progress) hear every event after telemetry and MQTT."""
+    metrics = Metrics(
+        CollectorRegistry(auto_describe=True),
+        version=__version__,
+        mqtt=services and settings.mqtt.enabled,
+    )
+    box: list[Reconciler] = []  # the health check reads the interval SIGHUP may change
+    health = Health(interval=lambda: box[0].interval if box else settings.daemon.interval)
+    telemetry = Telemetry(metrics, health)
+    elect = services and election_enabled(settings)
+    election = build_election(settings, metrics) if elect else None
     fence = Fence(election.elector.may_act if election is not None else lambda: True)
     if election is not None:
         election.elector.set_drain(fence.drained)
-    parts = build_proxmox(proxmox_connection(settings), settings, metrics, fence=fence)
+    parts = build_proxmox(
+        proxmox_connection(settings),
+        settings,
+        on_request=telemetry.proxmox_request,
+        on_task=metrics.observe_proxmox_task,
+        fence=fence,
+    )
+    publisher = _publisher(settings, metrics) if services and settings.mqtt.enabled else None
+    feed = [EventFeed(publisher)] if publisher is not None else []
+    if publisher is not None and election is not None:
+        publisher.update_status(role="leader" if election.is_leader() else "standby")
+        election.elector.subscribe(_leadership_events(feed[0], leading=election.is_leader()))
+    listeners = Listeners(
+        actions=[telemetry, *feed, *([action_listener] if action_listener else [])],
+        cycles=[telemetry, *feed, *([cycle_listener] if cycle_listener else [])],
+    )
     executor = Executor(
         parts.observer,
         parts.actions,
         config=executor_config(settings.executor),
-        listener=action_listener,
+        listener=listeners,
     )
     reconciler = Reconciler(
         SpecFiles(settings.spec.paths),
@@ -211,21 +288,60 @@ def build_daemon(
         follow_up=follow_up,
         debounce=debounce,
         read_only=settings.daemon.read_only,
-        listener=cycle_listener,
+        listener=listeners,
         may_act=election.elector.may_act if election is not None else None,
     )
+    box.append(reconciler)
     if election is not None:  # a new leader acts at once, not after the standby's interval
         election.elector.subscribe(
             lambda leader: reconciler.trigger("leader_acquired") if leader else None
         )
+    commands = None
+    if publisher is not None:
+        commands = ReconcilerCommands(
+            reconciler, leader=election.is_leader if election is not None else lambda: True
+        )
+        publisher.set_commands(commands)
+    server = None
+    if services and settings.metrics.enabled:
+        server = MetricsServer(metrics.registry, health, bind=settings.metrics.bind)
     watcher = SpecWatcher(reconciler, interval=watch_interval)
-    return Daemon(parts, executor, reconciler, watcher, metrics, fence, election)
+    return Daemon(
+        parts,
+        executor,
+        reconciler,
+        watcher,
+        metrics,
+        health,
+        telemetry,
+        server=server,
+        mqtt=publisher,
+        commands=commands,
+        fence=fence,
+        election=election,
+    )
+
+
+def _leadership_events(feed: EventFeed, *, leading: bool) -> Callable[[bool], None]:
+    """The elector's hook for MQTT: a ``leadership_changed`` event (and the status ``role``) on
+    each real change — the elector also reports "standby" when it starts, which is no change."""
+    last = [leading]
+
+    def changed(leader: bool) -> None:
+        if leader != last[0]:
+            last[0] = leader
+            feed.leadership_changed(leader=leader)
+
+    return changed
 
 
 def reload_hook(
     daemon: Daemon, config_file: Path | None, overrides: dict[str, Any]
 ) -> Callable[[], None]:
-    """SIGHUP: re-read the settings; apply what can change live, reload the spec."""
+    """SIGHUP: re-read the settings; apply what can change live, reload the spec.
+
+    The read-only mode goes through the MQTT commands when there are any, so a reload keeps an
+    MQTT pause in force."""
 
     def reload() -> None:
         try:
@@ -236,7 +352,10 @@ def reload_hook(
             return
         configure_logging(fmt=new.log.format, level=new.log.level, secrets=new.secret_values())
         daemon.reconciler.interval = new.daemon.interval
-        daemon.reconciler.read_only = new.daemon.read_only
+        if daemon.commands is not None:
+            daemon.commands.set_configured_read_only(new.daemon.read_only)
+        else:
+            daemon.reconciler.read_only = new.daemon.read_only
         spec = SpecFiles(new.spec.paths)
         daemon.reconciler.reload(spec)
         log.info(
@@ -244,7 +363,7 @@ def reload_hook(
             interval=new.daemon.interval,
             read_only=new.daemon.read_only,
             spec=[str(p) for p in new.spec.paths],
-            note="proxmox connection and executor changes need a restart",
+            note="proxmox, executor, metrics and mqtt changes need a restart",
         )
 
     return reload
@@ -256,9 +375,10 @@ def manager(
     on_reload: Callable[[], None] | None = None,
     extra: Sequence[Runnable] = (),
 ) -> Manager:
-    election = [daemon.election] if daemon.election is not None else []
+    """The reconciler, the spec watcher, the elector, the metrics endpoint and MQTT when built,
+    ``extra``."""
     return Manager(
-        [daemon.reconciler, daemon.watcher, *election, *extra],
+        [*daemon.runnables(), *extra],
         shutdown_timeout=25.0,
         on_reload=(on_reload,) if on_reload is not None else (),
     )
@@ -307,6 +427,10 @@ class Election:
     lease: KubeLease
     name: str = "leader-election"
 
+    def is_leader(self) -> bool:
+        """Leadership as the elector's state machine stands (MQTT status and commands)."""
+        return self.elector.is_leader
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await self.elector.run(stop)
@@ -315,6 +439,8 @@ class Election:
 
 
 def build_election(settings: Settings, metrics: Metrics | None = None) -> Election:
+    """The elector on its Lease; ``metrics`` gets ``leader_election_master_status{name}``: 0
+    from the start (a standby), 1 while leading."""
     le = settings.leader_election
     namespace = le.namespace or pod_namespace() or "default"
     lease = KubeLease(
@@ -333,5 +459,8 @@ def build_election(settings: Settings, metrics: Metrics | None = None) -> Electi
         retry_period=le.retry_period,
         release_timeout=le.release_timeout,
     )
-    hooks = [lambda leader: metrics.set_leader(le.name, leader=leader)] if metrics else []
+    hooks: list[Callable[[bool], None]] = []
+    if metrics is not None:
+        metrics.set_leader(le.name, leader=False)
+        hooks.append(lambda leader: metrics.set_leader(le.name, leader=leader))
     return Election(LeaderElector(lease, config, on_change=hooks), lease)

@@ -31,7 +31,18 @@ TIME_SCALE = 0.01
 EXECUTOR = executor_settings(TIME_SCALE)
 
 
-def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 30.0) -> Path:
+def write_settings(
+    tmp: Path,
+    sim: SimHandle,
+    spec: Path,
+    *,
+    interval: float = 30.0,
+    sections: dict[str, Any] | None = None,
+) -> Path:
+    """A settings file for ``provisiond run``/``apply`` against ``sim``. The metrics endpoint
+    binds a free loopback port (the daemon logs it as ``metrics_serving``): daemons of parallel
+    tests never collide on the default port. The single-instance lock (no leader election here)
+    lives in ``tmp/state``, not /var/lib. ``sections`` adds or replaces settings sections."""
     tokenid, _, secret = sim.token.rpartition("=")
     secret_file = tmp / "token"
     secret_file.write_text(secret)
@@ -48,9 +59,10 @@ def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 3
                 "spec": {"paths": [str(spec)]},
                 "executor": EXECUTOR,
                 "log": {"format": "json", "level": "info"},
-                # the single-instance lock (no leader election here) per test, not /var/lib
                 "daemon": {"interval": interval, "state_dir": str(tmp / "state")},
+                "metrics": {"bind": "127.0.0.1:0"},
             }
+            | (sections or {})
         )
     )
     return cfg
@@ -125,6 +137,12 @@ def run_daemon(
     return start(
         tmp, "run", "--config", str(cfg), "--follow-up", "0.05", *extra, name=name, env=env
     )
+
+
+def metrics_url(proc: Proc) -> str:
+    """The daemon's metrics endpoint, from its ``metrics_serving`` log line (it bound port 0)."""
+    event = proc.wait_for(lambda e: e.get("event") == "metrics_serving", timeout=30)
+    return f"http://127.0.0.1:{event['port']}"
 
 
 def converged(e: dict[str, Any]) -> bool:

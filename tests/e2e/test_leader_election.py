@@ -91,6 +91,7 @@ def daemon(world: World, name: str, *, interval: float = 30.0, kube: bool = True
         "daemon": {"interval": interval, "state_dir": str(world.tmp / "state")},
         "executor": EXECUTOR,
         "log": {"format": "json", "level": "info"},
+        "metrics": {"bind": "127.0.0.1:0"},  # two daemons on one machine: a free port each
     }
     if kube:
         settings["kubernetes"] = {

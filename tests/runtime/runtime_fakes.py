@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, replace
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import LockedError, PermanentError
 from provisiond.core.observed import ObservedState, ObservedVM, Task, VMConfig, VMStatus
-from provisiond.core.ports import TaskRef, TaskStatus
+from provisiond.core.ports import (
+    MigratePrecondition,
+    StaleDigestError,
+    TaskRef,
+    TaskStatus,
+    VMConfigRead,
+)
 
 
 class FakeTime:
@@ -65,6 +71,13 @@ class FakeCluster:
     max_by_host: dict[str, int] = field(default_factory=dict)
     observe_count: int = 0
     progress_on_read: bool = True  # tasks advance when the VM is read, not only when polled
+    reads: list[tuple[str, int]] = field(default_factory=list)  # per-VM and listing reads
+    written: list[dict[str, str]] = field(default_factory=list)  # values of each config write
+    # runs between the executor's config read and its write: someone else's change meanwhile
+    before_write: dict[int, Callable[[], None]] = field(default_factory=dict)
+    # GET …/migrate answers per VMID (default: the target allowed, nothing local)
+    preconditions: dict[int, MigratePrecondition] = field(default_factory=dict)
+    migrations: dict[int, tuple[bool, bool]] = field(default_factory=dict)  # online, local disks
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- helpers
@@ -143,10 +156,41 @@ class FakeCluster:
 
     async def find_vm(self, vmid: int) -> ObservedVM | None:
         self._maybe_raise("find_vm")
+        self.reads.append(("find_vm", vmid))
         await asyncio.sleep(0)
         if self.progress_on_read:
             self.tick()
         return self.vms.get(vmid)
+
+    async def vm_status(self, vmid: int, host: str) -> ObservedVM | None:
+        self._maybe_raise("vm_status")
+        self.reads.append(("status", vmid))
+        await asyncio.sleep(0)
+        if self.progress_on_read:
+            self.tick()
+        vm = self.vms.get(vmid)
+        return None if vm is None or vm.host != host else replace(vm, config=None, pending=None)
+
+    async def vm_config(self, vmid: int, host: str) -> VMConfigRead | None:
+        self._maybe_raise("vm_config")
+        self.reads.append(("config", vmid))
+        await asyncio.sleep(0)
+        vm = self.vms.get(vmid)
+        if vm is None or vm.host != host:
+            return None
+        cfg = vm.pending or vm.config or VMConfig()
+        cfg = replace(cfg, tags=vm.tags, cores=vm.cores, memory_mib=vm.memory_mib)
+        hook = self.before_write.pop(vmid, None)
+        read = VMConfigRead(
+            vmid=vmid, host=host, config=cfg, digest=self.digest(vmid), lock=vm.lock
+        )
+        if hook is not None:
+            hook()
+        return read
+
+    def digest(self, vmid: int) -> str:
+        vm = self.vms[vmid]
+        return str(hash(repr((vm.config, vm.pending, vm.tags, vm.cores, vm.memory_mib))))
 
     def tick(self) -> None:
         """Server-side progress: every running task advances one step."""
@@ -195,12 +239,19 @@ class FakeCluster:
         return ref
 
     async def configure(
-        self, *, host: str, vmid: int, values: Mapping[str, str], delete: tuple[str, ...]
+        self,
+        *,
+        host: str,
+        vmid: int,
+        values: Mapping[str, str],
+        delete: tuple[str, ...],
+        digest: str | None = None,
     ) -> None:
         del host, delete
         await asyncio.sleep(0)
         self._maybe_raise("configure")
         self.calls.append(("configure", vmid))
+        self.written.append(dict(values))
         vm = self.vms.get(vmid)
         if vm is None:
             raise PermanentError(
@@ -208,11 +259,15 @@ class FakeCluster:
             )
         if vm.lock is not None:
             raise LockedError(f"500 VM is locked ({vm.lock})", lock=vm.lock)
+        if digest is not None and digest != self.digest(vmid):
+            raise StaleDigestError("500 checksum mismatch (file change by other user?)")
         if "tags" in values:
             self._set(vmid, tags=tuple(sorted(t for t in values["tags"].split(";") if t)))
 
-    async def resize(self, *, host: str, vmid: int, disk: str, size_bytes: int) -> TaskRef:
-        del disk, size_bytes
+    async def resize(
+        self, *, host: str, vmid: int, disk: str, size_bytes: int, digest: str | None = None
+    ) -> TaskRef:
+        del disk, size_bytes, digest
         self._maybe_raise("resize")
         self.calls.append(("resize", vmid))
         return self._task(host, "resize", vmid, vmid, None)
@@ -247,10 +302,19 @@ class FakeCluster:
         self.calls.append(("reboot", vmid))
         return self._task(host, "qmreboot", vmid, vmid, None)
 
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition:
+        del host
+        await asyncio.sleep(0)
+        self._maybe_raise("migrate_precondition")
+        running = self.vms[vmid].status is VMStatus.RUNNING
+        return self.preconditions.get(vmid, MigratePrecondition(running, (target,)))
+
     async def migrate(
         self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
     ) -> TaskRef:
-        del online, with_local_disks
+        self.migrations[vmid] = (online, with_local_disks)
         await asyncio.sleep(0)
         exc = self._maybe_raise("migrate")
         self.calls.append(("migrate", vmid))
@@ -278,6 +342,14 @@ class FakeCluster:
                 return TaskStatus(running=False, exitstatus=t.exitstatus)
             return TaskStatus(running=True)
         return TaskStatus(running=False, exitstatus=t.exitstatus)
+
+    async def running_tasks(self, node: str) -> frozenset[str]:
+        """One listing of a node's running tasks: server-side progress happens meanwhile."""
+        await asyncio.sleep(0)
+        self._maybe_raise("running_tasks")
+        self.reads.append(("tasks", 0))
+        self.tick()
+        return frozenset(u for u, t in self.tasks.items() if t.polls > 0 and t.node == node)
 
     async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]:
         return self.tasks[task.upid].log[-lines:]

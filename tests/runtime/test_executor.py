@@ -349,7 +349,7 @@ async def test_task_wait_gives_up_after_the_timeout_without_reposting(
         ({"tags": ()}, Outcome.FAILED, "not owned"),
         ({"tags": ("pd-other", "provisiond")}, Outcome.FAILED, "owned by fleet other"),
         ({"tags": ("pd-lab", "pd-paused", "provisiond")}, Outcome.FAILED, "paused"),
-        ({"host": "pve3"}, Outcome.FAILED, "is on pve3"),
+        ({"host": "pve3"}, Outcome.SKIPPED, "on neither pve1 nor pve2: replanning"),
     ],
 )
 async def test_migrate_rereads_the_vm_right_before(
@@ -502,13 +502,14 @@ async def test_stop_interrupts_task_waits_and_starts_nothing_new(
     assert len(cluster.mutating("clone")) == 4
 
 
-async def test_configure_of_a_missing_vm_is_permanent(
+async def test_configure_of_a_vm_not_on_its_host_is_replanned(
     cluster: FakeCluster, time_: FakeTime
 ) -> None:
     act = Configure(id="c", reason="r", vmid=404, name="x", host="pve1", values={"cores": "2"})
     report = await executor(cluster, time_).execute(Plan(actions=(act,)))
-    assert report.results[0].outcome is Outcome.FAILED
-    assert "does not exist" in report.results[0].detail
+    assert report.results[0].outcome is Outcome.SKIPPED
+    assert "not on pve1 (any more); replanning" in report.results[0].detail
+    assert cluster.mutating() == []
 
 
 async def test_a_vmid_that_appeared_unverifiable_is_left_to_the_next_observation(

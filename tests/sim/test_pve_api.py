@@ -46,9 +46,9 @@ def test_version_and_envelope(pve_sim: Any) -> None:
 
 def test_unknown_path_is_501(pve_sim: Any) -> None:
     with pytest.raises(ResourceException) as exc:
-        pve_sim.api.nodes(NODE).lxc.get()
+        pve_sim.api.nodes(NODE).lxc(200).status.current.get()
     assert exc.value.status_code == 501
-    assert exc.value.content == f"Method 'GET /nodes/{NODE}/lxc' not implemented"
+    assert exc.value.content == f"Method 'GET /nodes/{NODE}/lxc/200/status/current' not implemented"
 
 
 def test_unknown_token_is_401_with_pve_reason(pve_sim: Any) -> None:

@@ -220,35 +220,41 @@ def test_mapped_live_capable_device_follows_the_vm(lab_sim: Lab) -> None:
 
 
 def test_local_disk_copy_takes_longer_with_size() -> None:
-    import time
-
-    def duration(size: str) -> float:
+    def seconds(size: str) -> float:
+        """The migration's simulated duration (not the wall clock a loaded machine stretches)."""
         topo = lab().model_dump(by_alias=True)
         topo["spec"]["vms"][2]["disks"] = [{"slot": "scsi0", "size": size}]
         from provisiond.core.topology import Topology
 
-        with running_simulator(Topology.model_validate(topo), time_scale=0.002) as sim:
+        with running_simulator(Topology.model_validate(topo), time_scale=0.0001) as sim:
             t = Lab(sim)
-            began = time.monotonic()
-            t.wait(t.vm(102).migrate.post(target="pve2"))
-            return time.monotonic() - began
+            upid = t.vm(102).migrate.post(target="pve2")
+            assert t.wait(upid)["exitstatus"] == "OK"
+            return float(sim.task_seconds(upid))
 
-    assert duration("400G") > duration("1G") + 0.5
+    # 5 s + 1 s per GiB of local disk copied (docs/simulator.md)
+    assert seconds("1G") == pytest.approx(5 + 1)
+    assert seconds("400G") == pytest.approx(5 + 400)
 
 
 # -- HA --------------------------------------------------------------------------------------
 
 
 def test_ha_migrate_is_a_request_then_the_real_migration(lab_sim: Lab) -> None:
+    # The HA stack starts the real migration a (scaled) round after the request; holding that
+    # task halfway makes every state below observable whatever the machine's load.
+    held = lab_sim.sim.hold_task("qmigrate", at=0.5, vmid=107)
     upid = lab_sim.vm(107).migrate.post(target="pve2", online=1)
     assert ":hamigrate:107:" in upid
     assert lab_sim.wait(upid)["exitstatus"] == "OK"
     assert lab_sim.sim.task_log(upid)[0] == "Requesting HA migration for VM 107 to node pve2"
     # the request's OK says nothing yet: the VM is still on pve1
-    assert lab_sim.sim.vm(107).node == "pve1"
-    assert lab_sim.sim.vm(107).hastate == "migrate"
+    assert (lab_sim.sim.vm(107).node, lab_sim.sim.vm(107).hastate) == ("pve1", "migrate")
+    assert held.wait(10), "the HA stack never started the real migration"
     real = _wait_for_task(lab_sim, "qmigrate", 107)
-    assert real["user"] == "root@pam"
+    assert (real["user"], real["status"]) == ("root@pam", "running")
+    assert (lab_sim.sim.vm(107).node, lab_sim.sim.vm(107).hastate) == ("pve1", "migrate")
+    held.release()
     assert lab_sim.wait(str(real["upid"]))["exitstatus"] == "OK"
     vm = lab_sim.sim.vm(107)
     assert (vm.node, vm.hastate) == ("pve2", "started")

@@ -7,11 +7,18 @@ when the resource list shows a change:
 - a VM's config and pending changes — one ``GET …/pending`` gives both (``value`` is the current
   value, ``pending``/``delete`` the change waiting for a reboot) — refetched when the VM's
   resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
-  wrote to it (``invalidate``), or when the entry is older than ``cache_ttl``;
+  wrote to it or read it to act on it (``invalidate``), and once per ``cache_ttl`` on the VM's
+  own phase, so the refreshes are spread evenly over the cycles (``_fresh``);
 - PCI mappings (``/cluster/mapping/pci``), per-host storage (``/nodes/{n}/storage``) and PCI
   devices (``/nodes/{n}/hardware/pci``).
 
-What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
+The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM's host — one
+request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
+is not known.
+
+Not reaching Proxmox at all (``core.errors.ACCESS_ERRORS`` on ``/cluster/resources``: refused,
+TLS, a rejected token) raises: that is no observation, not an empty cluster. Any other failure
+to read is reported in ``Unobserved`` and never guessed: an offline host is not
 asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
 ``config`` as the last good one or ``None``.
 """
@@ -27,7 +34,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import AuthError, ProvisiondError
+from provisiond.core.errors import ACCESS_ERRORS, AuthError, PermanentError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -41,6 +48,7 @@ from provisiond.core.observed import (
     VMConfig,
     VMStatus,
 )
+from provisiond.core.ports import VMConfigRead
 from provisiond.core.pveconfig import parse_config, parse_tags, split_props
 
 log = structlog.get_logger("provisiond.observer")
@@ -129,11 +137,21 @@ class ProxmoxObserver:
     def _fresh(
         self, entry: _Cached[Any] | None, signature: tuple[object, ...] = (), spread: int = 0
     ) -> bool:
-        """Cached, unchanged and younger than the TTL. ``spread`` (a VMID) gives each VM its own
-        TTL between half and all of ``cache_ttl``, so the configs filled by one cold cycle are
-        not all refetched in one later cycle."""
-        ttl = self._ttl * (0.5 + (spread * 7919 % 1000) / 2000) if spread else self._ttl
-        return entry is not None and self._clock() - entry.at < ttl and entry.signature == signature
+        """Cached, unchanged and not due for its periodic refresh.
+
+        Without ``spread``: younger than ``cache_ttl``. With ``spread`` (a VMID): the VM's
+        refreshes fall on its own phase of a ``cache_ttl``-long period — due once the clock has
+        passed ``k * cache_ttl - phase`` for a ``k`` it had not passed at the last read — so
+        each VM is re-read once per ``cache_ttl`` (never staler than that) and, whatever the
+        cold cycle that filled them all, the refreshes of N VMs are spread evenly: about
+        ``N * interval / cache_ttl`` per cycle, every cycle."""
+        if entry is None or entry.signature != signature:
+            return False
+        now = self._clock()
+        if not spread:
+            return now - entry.at < self._ttl
+        phase = (spread * 7919 % 1000) / 1000 * self._ttl
+        return (now + phase) // self._ttl == (entry.at + phase) // self._ttl
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
@@ -166,6 +184,51 @@ class ProxmoxObserver:
                 return self._vm(item, await self._get_config(item, []))
         return None
 
+    async def vm_status(self, vmid: int, host: str) -> ObservedVM | None:
+        """``GET …/status/current`` on ``host``: one request, whatever the cluster's size."""
+        data = await self._on_host("/nodes/{node}/qemu/{vmid}/status/current", vmid, host)
+        if data is None:
+            return None
+        ha = data.get("ha") or {}
+        return ObservedVM(
+            vmid=vmid,
+            name=str(data.get("name", f"VM {vmid}")),
+            host=host,
+            status=_STATUSES.get(str(data.get("status")), VMStatus.UNKNOWN),
+            cores=int(data.get("cpus", 0) or 0),
+            memory_mib=int(data.get("maxmem", 0) or 0) // MIB,
+            template=_pve_bool(data.get("template", 0)),
+            lock=str(data["lock"]) if data.get("lock") else None,
+            tags=parse_tags(str(data.get("tags", ""))),
+            ha_state="managed" if _pve_bool(ha.get("managed", 0)) else None,
+        )
+
+    async def vm_config(self, vmid: int, host: str) -> VMConfigRead | None:
+        """``GET …/config`` on ``host`` (pending merged, with ``digest``). The VM is being acted
+        on: its cached config is dropped so the next observation reads the outcome."""
+        self.invalidate(vmid)
+        data = await self._on_host("/nodes/{node}/qemu/{vmid}/config", vmid, host)
+        if data is None:
+            return None
+        raw = {str(k): str(v) for k, v in data.items() if k not in ("digest", "lock")}
+        return VMConfigRead(
+            vmid=vmid,
+            host=host,
+            config=parse_config(raw),
+            digest=str(data["digest"]) if data.get("digest") else None,
+            lock=str(data["lock"]) if data.get("lock") else None,
+        )
+
+    async def _on_host(self, template: str, vmid: int, host: str) -> Mapping[str, Any] | None:
+        """A per-VM GET; ``None`` when PVE says the VM's config does not exist on ``host``."""
+        try:
+            data = await self._client.get(template, node=host, vmid=vmid)
+        except PermanentError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return data if isinstance(data, Mapping) else {}
+
     async def permissions(self) -> dict[str, dict[str, bool]]:
         """The token's privileges: ``GET /access/permissions`` (path → {priv: propagate})."""
         data = await self._client.get("/access/permissions")
@@ -177,13 +240,14 @@ class ProxmoxObserver:
     # -- cached reads ---------------------------------------------------------------------------
 
     async def _get_mappings(self, unobserved: list[str]) -> tuple[PciMapping, ...]:
+        """The mappings; on failure the last good copy, and ``"mappings"`` in ``unobserved``."""
         if self._mappings is not None and self._fresh(self._mappings):
             return self._mappings.value
         try:
             data = await self._client.get("/cluster/mapping/pci")
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/mapping/pci", error=str(exc))
-            unobserved.append("cluster/mapping/pci")
+            unobserved.append("mappings")
             return self._mappings.value if self._mappings else ()
         value = tuple(sorted((_mapping(m) for m in data or []), key=lambda m: m.id))
         self._mappings = _Cached(value, self._clock())
@@ -198,7 +262,7 @@ class ProxmoxObserver:
             data = await self._client.get("/nodes/{node}/storage", node=node)
         except ProvisiondError as exc:
             log.warning("observe_failed", what="storage", host=node, error=str(exc))
-            unobserved.append(f"nodes/{node}/storage")
+            unobserved.append("storage")
             return cached.value if cached else ()
         value = tuple(
             sorted(
@@ -207,6 +271,7 @@ class ProxmoxObserver:
                         name=str(s["storage"]),
                         shared=_pve_bool(s.get("shared", 0)),
                         active=_pve_bool(s.get("active", 1)) and _pve_bool(s.get("enabled", 1)),
+                        avail_bytes=int(s["avail"]) if s.get("avail") is not None else None,
                     )
                     for s in data or []
                 ),
@@ -232,7 +297,7 @@ class ProxmoxObserver:
             return ()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="hardware/pci", host=node, error=str(exc))
-            unobserved.append(f"nodes/{node}/hardware/pci")
+            unobserved.append("pci")
             return cached.value if cached else ()
         value = tuple(
             PciDevice(
@@ -289,10 +354,13 @@ class ProxmoxObserver:
         )
 
     async def observe(self) -> ObservedState:
-        lists: list[str] = []
-        partial: list[str] = []
+        tasks_unobserved = False
+        # what failed, per read: "mappings"; per host: "storage", "pci" (typed in Unobserved)
+        mappings_failed: list[str] = []
         try:
             resources = await self._resources()
+        except ACCESS_ERRORS:
+            raise  # Proxmox cannot be talked to at all: not a partial view, the caller decides
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/resources", error=str(exc))
             return ObservedState(
@@ -302,7 +370,7 @@ class ProxmoxObserver:
             tasks = await self.active_tasks()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/tasks", error=str(exc))
-            lists.append("cluster/tasks")
+            tasks_unobserved = True
             tasks = ()
 
         nodes = sorted(
@@ -320,12 +388,17 @@ class ProxmoxObserver:
                 del self._configs[vmid]
 
         failed: list[int] = []
-        mappings_task = self._get_mappings(partial)
+        host_failed: dict[str, list[str]] = {str(n["node"]): [] for n in nodes}
+        mappings_task = self._get_mappings(mappings_failed)
         storage_tasks = [
-            self._get_storages(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
+            self._get_storages(str(n["node"]), host_failed[str(n["node"])])
+            for n in nodes
+            if str(n["node"]) in online
         ]
         pci_tasks = [
-            self._get_pci(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
+            self._get_pci(str(n["node"]), host_failed[str(n["node"])])
+            for n in nodes
+            if str(n["node"]) in online
         ]
         config_tasks = [self._get_config(r, failed) for r in vm_items if str(r["node"]) in online]
         mappings, storages, pcis, configs = await asyncio.gather(
@@ -367,8 +440,10 @@ class ProxmoxObserver:
             tasks=tasks,
             kube=None,
             unobserved=Unobserved(
-                lists=tuple(lists),
-                partial=tuple(partial),
+                storage=tuple(h for h, what in host_failed.items() if "storage" in what),
+                pci=tuple(h for h, what in host_failed.items() if "pci" in what),
+                mappings=bool(mappings_failed),
+                tasks=tasks_unobserved,
                 offline_hosts=offline,
                 vm_configs=tuple(sorted(failed + offline_configs)),
             ),

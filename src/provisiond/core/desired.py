@@ -142,6 +142,7 @@ class DesiredVM:
     spread: Spread = Spread.PREFERRED
     tags: tuple[str, ...] = ()  # extra tags, besides the ownership tags
     kubernetes: KubeNodeSpec | None = None  # None = not a Kubernetes node
+    allow_large_growth: bool = False  # grow disks past the free space / the growth factor
     source: SourceRef = field(default_factory=SourceRef)
 
 
@@ -169,6 +170,7 @@ class Policy:
     max_concurrent_per_host: int = 2
     max_disruptions_per_pool: int = 1
     max_disruptions: int = 2
+    max_disk_growth: float = 4.0  # a disk grown more than this many times at once is blocked
     overcommit: Overcommit = field(default_factory=Overcommit)
     rebalance: RebalancePolicy = field(default_factory=RebalancePolicy)
     maintenance: tuple[str, ...] = ()

@@ -9,12 +9,13 @@ core type: raw API payloads never travel past the adapters. Errors crossing a po
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from provisiond.core.desired import DesiredState
-from provisiond.core.observed import ObservedState, ObservedVM, Task
+from provisiond.core.errors import TransientError
+from provisiond.core.observed import ObservedState, ObservedVM, Task, VMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,37 @@ class TaskStatus:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class VMConfigRead:
+    """One VM's config as ``GET /nodes/{n}/qemu/{id}/config`` returns it: pending values merged
+    in, pending deletes left out (what the VM will run with after its next start), and the
+    ``digest`` that a write sends back so that it applies only to the config just read."""
+
+    vmid: int
+    host: str
+    config: VMConfig
+    digest: str | None
+    lock: str | None = None
+
+
+class StaleDigestError(TransientError):
+    """A write's ``digest`` no longer matches (PVE: ``checksum mismatch (file change by other
+    user?)``): the VM changed since it was read. Never retried as is — the VM is requeued and
+    re-observed, and the next plan decides again."""
+
+
+@dataclass(frozen=True, slots=True)
+class MigratePrecondition:
+    """What ``GET /nodes/{n}/qemu/{id}/migrate?target=`` says about moving a VM (SEMANTICS §6)."""
+
+    running: bool
+    allowed_nodes: tuple[str, ...] = ()
+    not_allowed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node -> why
+    local_disks: tuple[str, ...] = ()  # drives on storage the target does not share
+    local_resources: tuple[str, ...] = ()  # e.g. raw hostpci, or non-live mapped while running
+    mapped_resources: tuple[str, ...] = ()
+
+
 class SpecSource(Protocol):
     """The desired state. ``load`` raises ``SpecError`` (with every issue) when invalid."""
 
@@ -54,7 +86,17 @@ class ClusterReader(Protocol):
     async def observe(self) -> ObservedState: ...
 
     async def find_vm(self, vmid: int) -> ObservedVM | None:
-        """A fresh read of one VM (host, status, lock, tags) from the cluster resource list."""
+        """A fresh read of one VM wherever it is (host, status, lock, tags): lists the cluster's
+        VMs, so only for when the host is not known."""
+        ...
+
+    async def vm_status(self, vmid: int, host: str) -> ObservedVM | None:
+        """One VM on a known host, read now (status, lock, tags, name, size; no config);
+        ``None`` when there is no such VM on that host (gone, or moved)."""
+        ...
+
+    async def vm_config(self, vmid: int, host: str) -> VMConfigRead | None:
+        """One VM's config on a known host, read now, with its digest; ``None`` as above."""
         ...
 
     async def active_tasks(self) -> tuple[Task, ...]:
@@ -80,10 +122,20 @@ class ProxmoxWriter(Protocol):
     ) -> TaskRef: ...
 
     async def configure(
-        self, *, host: str, vmid: int, values: Mapping[str, str], delete: tuple[str, ...]
-    ) -> None: ...
+        self,
+        *,
+        host: str,
+        vmid: int,
+        values: Mapping[str, str],
+        delete: tuple[str, ...],
+        digest: str | None = None,
+    ) -> None:
+        """Raises ``StaleDigestError`` when ``digest`` is given and no longer matches."""
+        ...
 
-    async def resize(self, *, host: str, vmid: int, disk: str, size_bytes: int) -> TaskRef: ...
+    async def resize(
+        self, *, host: str, vmid: int, disk: str, size_bytes: int, digest: str | None = None
+    ) -> TaskRef: ...
 
     async def start(self, *, host: str, vmid: int) -> TaskRef: ...
 
@@ -99,9 +151,17 @@ class ProxmoxWriter(Protocol):
         self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
     ) -> TaskRef: ...
 
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition: ...
+
     async def destroy(self, *, host: str, vmid: int) -> TaskRef: ...
 
     async def task_status(self, task: TaskRef) -> TaskStatus: ...
+
+    async def running_tasks(self, node: str) -> frozenset[str]:
+        """The UPIDs of the tasks running on ``node`` now (one listing for all its tasks)."""
+        ...
 
     async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]: ...
 

@@ -11,14 +11,31 @@ For every action, in plan order as far as ``after`` and the limits allow:
    never repeated without re-observing first: a timed-out POST may have been accepted.
 3. **Wait** for the task: poll ``task_status`` with backoff up to ``task_timeout``; ``OK`` or
    ``WARNINGS: n`` is success, anything else fails the action with the task log's last lines.
-4. **Verify** the effect with a fresh read (``ClusterReader.find_vm``). Values that need no
-   fresh read to be trusted — the full current config — are re-checked by the next cycle, which
+4. **Verify** the effect where the task's result does not prove it (an HA-managed start, a
+   migration's landing, a destroy) with a fresh read of that one VM; everything else — the
+   config a write left, a task that ended ``OK`` — is re-checked by the next cycle, which
    re-observes everything (level-triggered).
 
-Errors by type: ``LockedError`` → *requeued* (never unlocked, no ``skiplock``); an exhausted
+Before acting, each action re-reads its VM on the host the plan names (one request: status or
+config with its digest), re-checks ownership and that the action is still needed; a clone
+trusts the observation the plan was made from (``execute(observed=…)``) instead of re-listing.
+
+Errors by type: ``LockedError`` → *requeued* (never unlocked, no ``skiplock``); a write whose
+``digest`` went stale (``StaleDigestError``: the VM changed since it was read) → *requeued* for
+the next observation, never re-sent as is; an exhausted
 ``TransientError`` or a ``PermanentError`` → *failed*, and the VM backs off exponentially
-(``ObjectBackoff``) while the rest of the plan goes on. Right before a destroy, migrate or
-shutdown the VM is re-read (lock, tags, host): two overlapping leaders stay harmless.
+(``ObjectBackoff``) while the rest of the plan goes on.
+
+No effect: given the observation the plan was made from (``execute(observed=…)``), an action
+that completed, yet is planned again on the very same observed VM, had no effect (PVE accepted a
+write but kept it pending, a pending delete still hides the key…). It is not run again at once:
+``RepeatLimiter`` spaces its retries from ``repeat_base`` doubling up to ``repeat_max``, and
+forgets as soon as the VM's observed state changes. The first detection of a streak is logged as
+``action_no_effect`` (VM, action, config keys); every detection is counted in
+``no_effect_total`` and marked ``ActionResult.no_effect`` (what the metrics listener counts).
+
+Right before a destroy, migrate or shutdown the VM is re-read (lock, tags, host): two
+overlapping leaders stay harmless.
 
 Layout: this module schedules (order, limits, one action per VM, stop), retries calls and turns
 each action's ending into an outcome (``_one``); how each kind of action is carried out — its
@@ -37,6 +54,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from typing import TypeVar, assert_never
 
 import structlog
@@ -68,14 +86,20 @@ from provisiond.core.errors import (
     TransientError,
     UnclassifiedError,
 )
+from provisiond.core.observed import ObservedState, ObservedVM
 from provisiond.core.plan import Plan
-from provisiond.core.ports import ClusterReader, ProxmoxWriter
+from provisiond.core.ports import ClusterReader, ProxmoxWriter, StaleDigestError
 from provisiond.runtime.actions import configure, destroy, kube, migrate, power
 from provisiond.runtime.actions.clone import Cloner
 from provisiond.runtime.actions.config import ExecutorConfig
-from provisiond.runtime.actions.context import ActionContext, AdoptedSignal, ReplanSignal
+from provisiond.runtime.actions.context import (
+    ActionContext,
+    AdoptedSignal,
+    ReplanSignal,
+    RequeueSignal,
+)
 from provisiond.runtime.actions.tasks import Sleep, TaskWaiter, WaitInterruptedError
-from provisiond.runtime.backoff import ObjectBackoff
+from provisiond.runtime.backoff import ObjectBackoff, RepeatLimiter
 from provisiond.runtime.limits import Limits, Slots, hosts_of
 from provisiond.runtime.results import ActionListener, ActionResult, ExecutionReport, Outcome
 
@@ -108,6 +132,10 @@ class Executor:
         self.backoff = ObjectBackoff(
             clock=clock, base=self.config.backoff_base, maximum=self.config.backoff_max
         )
+        self.repeats = RepeatLimiter(
+            clock=clock, base=self.config.repeat_base, maximum=self.config.repeat_max
+        )
+        self.no_effect_total = 0  # actions that completed without effect (monotonic)
         self._cloner = Cloner()  # remembers this process's clone tasks across runs
 
     # ---------------------------------------------------------------- scheduling
@@ -117,15 +145,25 @@ class Executor:
         plan: Plan,
         *,
         desired: DesiredState | None = None,
+        observed: ObservedState | None = None,
         stop: asyncio.Event | None = None,
         limits: Limits | None = None,
     ) -> ExecutionReport:
-        """Run ``plan`` once under the limits; returns every action's result."""
+        """Run ``plan`` once under the limits; returns every action's result.
+
+        ``observed``: the observation ``plan`` was made from; it enables the no-effect limit.
+        """
         ctx = self._context(stop or asyncio.Event())
+        ctx.observed = observed
+        states: dict[int, ObservedVM] | None = None
+        if observed is not None:
+            states = {vm.vmid: vm for vm in observed.vms}
+            self.planned(plan)
         if desired is not None:
             for vm in desired.all_vms():
                 ctx.groups[vm.vmid] = (vm.fleet, vm.pool)
                 ctx.fleets[vm.vmid] = vm.fleet
+                ctx.desired[vm.vmid] = vm
         slots = Slots(limits or Limits.from_desired(desired), ctx.groups)
         started = self._clock()
         pending = list(plan.actions)
@@ -135,6 +173,12 @@ class Executor:
 
         def finish(result: ActionResult) -> None:
             results[result.action.id] = result
+            if states is not None:
+                if result.outcome.done:
+                    a = result.action
+                    self.repeats.ran(a.id, _identity(a), states.get(a.vmid))
+                elif result.outcome is Outcome.FAILED:
+                    self.repeats.forget(result.action.id)  # failures back off on their own
             if self._listener is not None:
                 self._listener.action_finished(result)
 
@@ -164,6 +208,12 @@ class Executor:
                         why = f"backing off after {n} failure(s)"
                         finish(ActionResult(action, Outcome.SKIPPED, why, 0.0, wait))
                         continue
+                    if states is not None:
+                        limited = self._limit_repeat(action, states.get(action.vmid))
+                        if limited is not None:
+                            pending.remove(action)
+                            finish(limited)
+                            continue
                     if action.vmid in busy or not slots.fits(action):
                         continue
                     pending.remove(action)
@@ -190,6 +240,33 @@ class Executor:
         ordered = tuple(results[a.id] for a in plan.actions if a.id in results)
         return ExecutionReport(ordered, self._clock() - started)
 
+    def planned(self, plan: Plan) -> None:
+        """A plan was made (executed or not): actions it no longer holds are forgotten by the
+        no-effect limit, so a VM that converged and later regressed is acted on at once."""
+        self.repeats.keep_only(a.id for a in plan.actions)
+
+    def _limit_repeat(self, action: Action, state: ObservedVM | None) -> ActionResult | None:
+        """The skip of an action planned again on the state its last run left unchanged."""
+        seen = self.repeats.admit(action.id, _identity(action), state)
+        if seen.no_effect:
+            self.no_effect_total += 1
+            if seen.repeats == 1:  # once per streak: the first time it is seen
+                log.warning(
+                    "action_no_effect",
+                    action_id=action.id,
+                    vm=action.vmid,
+                    kind=action.kind,
+                    keys=_keys(action),
+                    retry_in=round(seen.wait, 3),
+                )
+        if seen.wait <= 0:
+            return None
+        why = (
+            f"no effect after {seen.repeats} identical run(s) on an unchanged VM; "
+            f"next try in {seen.wait:.0f}s"
+        )
+        return ActionResult(action, Outcome.SKIPPED, why, 0.0, seen.wait, seen.no_effect)
+
     async def _one(self, action: Action, ctx: ActionContext) -> ActionResult:
         started = self._clock()
         hosts = hosts_of(action)
@@ -205,6 +282,8 @@ class Executor:
             outcome, detail, retry = Outcome.SKIPPED, str(exc), 0.0
         except NotLeaderError as exc:  # the fence refused a call: not this object's failure
             outcome, detail, retry = Outcome.SKIPPED, str(exc), None
+        except RequeueSignal as exc:  # changed under us: the next observation decides
+            outcome, detail, retry = Outcome.REQUEUED, str(exc), 0.0
         except LockedError as exc:
             outcome, detail = Outcome.REQUEUED, str(exc)
             retry = exc.retry_after or self.config.requeue_after
@@ -297,8 +376,11 @@ class Executor:
             sleep=self._sleep,
             stop=should_stop,
             wait=wait,
-            retry=retry_if_exception(
-                lambda e: isinstance(e, TransientError) and not isinstance(e, LockedError)
+            retry=retry_if_exception(  # a lock or a stale digest is requeued, never retried as is
+                lambda e: (
+                    isinstance(e, TransientError)
+                    and not isinstance(e, LockedError | StaleDigestError)
+                )
             ),
             before_sleep=before_sleep,
             reraise=True,
@@ -311,3 +393,19 @@ class Executor:
             return await retrying(attempt)
         except UnclassifiedError as exc:
             raise PermanentError(f"{exc} (unrecognised error, gave up after retries)") from exc
+
+
+def _identity(action: Action) -> dict[str, object]:
+    """What makes two plans' actions the same action: every field but the prose and order."""
+    return {
+        f.name: getattr(action, f.name) for f in fields(action) if f.name not in ("reason", "after")
+    }
+
+
+def _keys(action: Action) -> list[str]:
+    """The config keys an action writes (for the ``action_no_effect`` log)."""
+    if isinstance(action, Configure):
+        return sorted({*action.values, *action.delete})
+    if isinstance(action, GrowDisk):
+        return [action.disk]
+    return []

@@ -5,15 +5,21 @@ was paused, or whose renewals failed, may still believe it leads. So the decisio
 process act?" is re-made, locally and without a request, for every single mutating call:
 ``Fence.sending(method, endpoint)`` asks ``may_act()`` (the elector's monotonic-clock check of
 its last successful renew) and raises ``NotLeaderError`` when the answer is no — nothing is
-sent. The Proxmox client calls it in its worker thread immediately before the HTTP request
-(not when the call is queued: a call can wait for a free worker behind slow reads, and the
+sent. The Proxmox client calls it on its request thread immediately before the HTTP request
+(not when the call is queued: a call can wait for a free slot behind slow reads, and the
 lease may run out meanwhile).
+
+Kubernetes writes (cordon, drain, evictions, labels — the Kubernetes adapter being built) must
+pass the same fence, the same way: ``with fence.sending(method, endpoint):`` around each
+mutating request, right before it is sent, so a deposed leader touches neither Proxmox nor
+Kubernetes, and a graceful stop waits for both. The Lease writes themselves
+(``adapters.kube_lease``) are the election and never pass it.
 
 It also counts the calls in flight, so a graceful stop can wait until every call already sent
 has been answered (``drained``) before the lease is released: once answered, a Proxmox task
 runs server-side and the next leader adopts it.
 
-Invariants: a call refused here was never sent; ``sending`` is thread-safe (worker threads);
+Invariants: a call refused here was never sent; ``sending`` is thread-safe (request threads);
 a fence without an elector (``Fence(lambda: True)``) still counts in-flight calls.
 """
 
@@ -58,7 +64,7 @@ class Fence:
         """Wait until no guarded call is in flight (True), or ``seconds`` pass (False)."""
         try:
             async with asyncio.timeout(seconds):
-                # The count changes in worker threads, where an asyncio.Event cannot be
+                # The count changes in request threads, where an asyncio.Event cannot be
                 # set; polling it a few times a second is cheap.
                 while self._in_flight > 0:  # noqa: ASYNC110 - see above
                     await asyncio.sleep(poll)

@@ -11,9 +11,16 @@ cycle come sooner:
   a failed cycle or an incomplete observation (a read failed), after ``max(follow_up, 5)`` s (the
   interval if shorter).
 
+"Progress" is only a hint that the next step may be plannable: whether an action had an effect
+is judged by the next observation. An action planned again on an unchanged VM is held back by
+the executor's per-action ``RepeatLimiter`` (1 s doubling to 15 min, forgotten when the VM
+changes), so it reports no progress and a growing retry hint; ``CycleRate`` caps cycles globally
+(``max_cycle_rate`` per second after a ``cycle_burst``) under every rule, triggers included.
+
 Invariants:
 - one cycle at a time; triggers arriving during a cycle coalesce into one next cycle, and a burst
-  of triggers is debounced (``debounce`` seconds);
+  of triggers is debounced (``debounce`` seconds); never more than ``max_cycle_rate`` cycles per
+  second in the long run;
 - a failing cycle (observation error, a bug) is logged and counted, never kills the loop;
 - a cycle is *converged* only when its observation was complete (``read_failures`` empty): a
   plan with nothing to do made from a failed read (every missing VM blocked as unobserved) is not
@@ -22,7 +29,15 @@ Invariants:
   and the error (every issue with file:line) is reported each time the files change;
 - ``read_only``: observe, plan and report; never execute;
 - ``may_act`` (leader election): a standby observes and plans (staying warm) but never
-  executes, and its cycles come at the timer's pace, not the follow-up's.
+  executes, and its cycles come at the timer's pace, not the follow-up's;
+- Proxmox that cannot be talked to at all (``core.errors.ACCESS_ERRORS``: unreachable, TLS, a
+  rejected token) is a state of its own, not a failed read: one ``proxmox_access_failed`` error
+  event per distinct cause (and ``proxmox_access_restored`` once it passes), nothing planned,
+  the last good spec and the caches kept, and the next try on a backoff — doubling from
+  ``max(follow_up, 5)`` s up to a minute for unreachable/TLS, from ``auth_backoff`` up to
+  ``auth_backoff_max`` (minutes) for authentication and permission failures;
+- a stop abandons an observation under way (a read is safe to drop): stop is honoured at once
+  even while Proxmox hangs.
 """
 
 from __future__ import annotations
@@ -38,10 +53,11 @@ from typing import Protocol
 import structlog
 
 from provisiond.core.desired import DesiredState
-from provisiond.core.errors import SpecError
-from provisiond.core.observed import ObservedState
+from provisiond.core.errors import ACCESS_ERRORS, AuthError, ProvisiondError, SpecError, TLSError
+from provisiond.core.observed import ObservedState, Unobserved
 from provisiond.core.plan import Plan
 from provisiond.core.ports import ClusterReader, SpecSource
+from provisiond.runtime.backoff import CycleRate
 from provisiond.runtime.executor import Executor
 from provisiond.runtime.results import ExecutionReport
 
@@ -63,6 +79,7 @@ class CycleResult:
     spec_error: SpecError | None = None  # the spec on disk is invalid (last good one used)
     read_only: bool = False
     standby: bool = False  # planned but not executed: another replica holds the lease
+    access: str | None = None  # "unreachable" / "tls" / "auth": Proxmox could not be talked to
 
     @property
     def incomplete(self) -> tuple[str, ...]:
@@ -109,6 +126,21 @@ class _SpecState:
 
 
 @dataclass(slots=True)
+class _Access:
+    """Why Proxmox cannot be talked to, since how many consecutive cycles."""
+
+    kind: str
+    message: str
+    failures: int = 1
+
+
+def _access_kind(exc: ProvisiondError) -> str:
+    if isinstance(exc, AuthError):
+        return "auth"
+    return "tls" if isinstance(exc, TLSError) else "unreachable"
+
+
+@dataclass(slots=True)
 class _Triggers:
     event: asyncio.Event = field(default_factory=asyncio.Event)
     reasons: list[str] = field(default_factory=list)
@@ -128,9 +160,13 @@ class Reconciler:
         follow_up: float = 2.0,
         debounce: float = 0.1,
         read_only: bool = False,
+        max_cycle_rate: float = 2.0,
+        cycle_burst: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         listener: CycleListener | None = None,
         may_act: Callable[[], bool] | None = None,
+        auth_backoff: float = 60.0,
+        auth_backoff_max: float = 900.0,
     ) -> None:
         self._spec = _SpecState(spec)
         self._reader = reader
@@ -141,11 +177,15 @@ class Reconciler:
         self.debounce = debounce
         self.read_only = read_only
         self._clock = clock
+        self._rate = CycleRate(clock=clock, rate=max_cycle_rate, burst=cycle_burst)
         self._listener = listener
         self._may_act = may_act or (lambda: True)
         self._triggers = _Triggers()
         self._ids = itertools.count(1)
         self._cycle_lock = asyncio.Lock()
+        self.auth_backoff = auth_backoff
+        self.auth_backoff_max = auth_backoff_max
+        self._access: _Access | None = None
         self.last: CycleResult | None = None
 
     # ---------------------------------------------------------------- the trigger API
@@ -183,6 +223,10 @@ class Reconciler:
     async def run(self, stop: asyncio.Event) -> None:
         self.trigger("start")
         while not stop.is_set():
+            await self._sleep_unless(self._rate.delay(), stop)
+            if stop.is_set():
+                break
+            self._rate.take()
             result = await self.cycle(stop)
             delay = self._next_delay(result)
             if not await self._wait(delay, stop):
@@ -190,15 +234,24 @@ class Reconciler:
             # a trigger: let a burst settle, then go
             await self._sleep_unless(self.debounce, stop)
 
+    def next_delay(self, result: CycleResult) -> float:
+        """Seconds until the cycle after ``result`` (without triggers), the cycle cap included."""
+        return max(self._next_delay(result), self._rate.delay())
+
     def _next_delay(self, result: CycleResult) -> float:
         retry_soon = min(self.interval, max(self.follow_up, 5.0))
+        if result.access is not None and self._access is not None:
+            n = self._access.failures - 1
+            if result.access == "auth":  # a token does not come back by itself: minutes
+                return min(self.auth_backoff_max, self.auth_backoff * 2.0**n)
+            return min(max(retry_soon, min(self.interval, 60.0)), retry_soon * 2.0**n)
         if result.plan is None or result.error is not None:
             return retry_soon
         delay = self.interval
         if result.incomplete:
             delay = retry_soon  # a read failed: look again soon, not after the full interval
         report = result.report
-        if result.plan.waiting:
+        if result.plan.waiting and not result.standby:  # a standby waits on nothing
             delay = min(delay, self.follow_up)
         if report is not None:
             if report.progressed and not result.converged:
@@ -302,7 +355,23 @@ class Reconciler:
                 spec_error=self._spec.error,
                 read_only=self.read_only,
             )
-        observed = await self._reader.observe()
+        try:
+            observed = await self._observe(stop)
+        except ACCESS_ERRORS as exc:
+            return self._no_access(cid, reasons, started, desired, exc)
+        if observed is None:
+            return CycleResult(
+                cid,
+                self._clock() - started,
+                reasons,
+                desired=desired,
+                error="stopped during the observation",
+                spec_error=self._spec.error,
+                read_only=self.read_only,
+            )
+        if self._access is not None:
+            log.info("proxmox_access_restored", cause=self._access.kind)
+            self._access = None
         plan = self._planner(desired, observed)
         standby = not self._may_act()
         log.info(
@@ -316,8 +385,11 @@ class Reconciler:
             **({"unobserved": list(observed.read_failures)} if observed.read_failures else {}),
         )
         report: ExecutionReport | None = None
+        self._executor.planned(plan)
         if not self.read_only and not standby and not plan.empty and not stop.is_set():
-            report = await self._executor.execute(plan, desired=desired, stop=stop)
+            report = await self._executor.execute(
+                plan, desired=desired, observed=observed, stop=stop
+            )
         result = CycleResult(
             cid,
             self._clock() - started,
@@ -337,3 +409,49 @@ class Reconciler:
             outcomes=report.counts() if report is not None else None,
         )
         return result
+
+    async def _observe(self, stop: asyncio.Event) -> ObservedState | None:
+        """The observation, or None when stop came first: it is abandoned, not waited for."""
+        observing = asyncio.ensure_future(self._reader.observe())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({observing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            observing.cancel()
+            raise
+        finally:
+            stopping.cancel()
+        if not observing.done():
+            observing.cancel()
+            return None
+        return observing.result()
+
+    def _no_access(
+        self,
+        cid: int,
+        reasons: tuple[str, ...],
+        started: float,
+        desired: DesiredState,
+        exc: ProvisiondError,
+    ) -> CycleResult:
+        """Proxmox cannot be talked to: log the cause once per change, plan nothing."""
+        kind, message = _access_kind(exc), str(exc)
+        prev = self._access
+        if prev is not None and (prev.kind, prev.message) == (kind, message):
+            prev.failures += 1
+            log.debug("proxmox_access_failed", cause=kind, error=message, failures=prev.failures)
+        else:
+            self._access = _Access(kind, message)
+            log.error("proxmox_access_failed", cause=kind, error=message)
+        return CycleResult(
+            cid,
+            self._clock() - started,
+            reasons,
+            desired=desired,
+            # nothing could be read: the observation is the empty, incomplete one (not ready)
+            observed=ObservedState(unobserved=Unobserved(lists=("cluster/resources",))),
+            error=message,
+            spec_error=self._spec.error,
+            read_only=self.read_only,
+            access=kind,
+        )

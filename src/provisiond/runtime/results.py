@@ -7,7 +7,8 @@ Outcomes (controller-runtime's distinction between a requeue and an error):
 - ``requeued``: the object is locked (backup, snapshot…): try again later, not an error;
 - ``failed``: the action could not be done; ``detail`` says why (task log tail included);
 - ``skipped``: not attempted — a dependency did not complete, the object is backing off after a
-  failure, or the executor was asked to stop;
+  failure or after the same action had no effect (``no_effect``), or the executor was asked to
+  stop;
 - ``interrupted``: stop was requested while a Proxmox task ran; the task continues server-side
   and the next cycle (or the next start) adopts it.
 """
@@ -44,6 +45,9 @@ class ActionResult:
     detail: str = ""
     seconds: float = 0.0
     retry_after: float | None = None  # when it is worth trying this object again
+    # Skipped because its last run had no effect (planned again on an unchanged object): the
+    # ``provisiond_action_no_effect_total`` count (one per wasted run, not per skip).
+    no_effect: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -298,3 +298,75 @@ def test_evicted_deployment_pods_are_replaced_on_another_gpu_worker(world: World
     )
     world.core.create_namespaced_pod_eviction(second.metadata.name, "ml", body)
     until(lambda: len(running_on("gpu-wk2")) == 4 and not running_on("gpu-wk1"))
+
+
+def test_kubectl_drain_honours_the_budget(world: World, tmp_path: Any) -> None:
+    """kubectl (>= 1.25: policy/v1 evictions) drains a GPU worker: DaemonSet pods ignored, the
+    second eviction waits out a 429 until the replacement is Ready on the other worker."""
+    import json
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (apt-get install -y kubernetes-client)")
+    version = subprocess.run(
+        [kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
+    )
+    minor = int(json.loads(version.stdout)["clientVersion"]["minor"].rstrip("+"))
+    if minor < 25:
+        pytest.skip(f"kubectl 1.{minor} evicts through policy/v1beta1; drain needs >= 1.25")
+    world.start(138)
+    world.start(139)
+    until(
+        lambda: (
+            world.policy.read_namespaced_pod_disruption_budget(
+                "inference", "ml"
+            ).status.disruptions_allowed
+            == 1
+        )
+    )
+    config = world.kube.write_kubeconfig(tmp_path / "kubeconfig")
+    done = subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            str(config),
+            "drain",
+            "gpu-wk1",
+            "--ignore-daemonsets",
+            "--timeout=60s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "node/gpu-wk1 drained" in done.stdout
+    assert "ignoring DaemonSet-managed Pods: kube-system/kube-proxy-" in done.stderr
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in done.stderr
+    left = world.core.list_pod_for_all_namespaces(field_selector="spec.nodeName=gpu-wk1").items
+    assert [p.metadata.labels.get("k8s-app") for p in left] == ["kube-proxy"]
+    assert world.node("gpu-wk1").spec.unschedulable is True
+
+
+@pytest.mark.parametrize(
+    ("example", "skipped", "control_plane"),
+    [
+        ("cps-gpu", {"k3s-maint"}, {"k3s-cp1", "k3s-cp2", "k3s-cp3"}),
+        ("inferno", set(), {"inferno-master-01", "inferno-master-02", "inferno-master-03"}),
+    ],
+)
+def test_membership_from_a_fleet_spec(
+    example: str, skipped: set[str], control_plane: set[str]
+) -> None:
+    from pathlib import Path
+
+    from provisiond.adapters.specfile import load_desired
+
+    fleet = Path(__file__).resolve().parents[3] / "config" / "examples" / example / "fleet.yaml"
+    membership = Membership.from_desired(load_desired([fleet]))
+    assert membership.skip == skipped
+    assert membership.control_plane == control_plane
+    assert not membership.is_control_plane("gpu-wk1")

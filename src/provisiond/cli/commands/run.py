@@ -5,7 +5,13 @@ Cycles come every ``daemon.interval`` seconds, sooner when the spec files change
 that fails to load is reported with file:line and the last good one is kept. ``--read-only``
 observes, plans and reports without acting. SIGTERM/SIGINT: no new actions; actions waiting on
 Proxmox tasks stop waiting at once (the tasks go on server-side and are adopted on the next
-start); exits within 30 s.
+start); exits within 30 s, within 2 s while only observing (a read under way is abandoned).
+
+Settings are checked before anything starts (the URL's form, the CA bundle readable and a
+certificate, the secret file present): a problem is one line on stderr and exit 1. Problems that
+come later — Proxmox down, the CA file replaced, the token revoked — are logged once per cause
+(``proxmox_access_failed``) and retried on a backoff (minutes for authentication); the daemon
+keeps running, not ready, with its last good spec.
 
 With Kubernetes configured, replicas elect a leader on a Lease (``leader_election.*``): only the
 leader acts, standbys observe; SIGTERM releases the lease after calls in flight are answered.
@@ -28,7 +34,7 @@ from provisiond.cli.arguments import (
     print_error,
     settings_overrides,
 )
-from provisiond.core.errors import ConfigError
+from provisiond.core.errors import ProvisiondError
 from provisiond.logging import configure_logging
 from provisiond.settings import load_settings
 
@@ -44,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         if lock is not None:
             lock.acquire()
         built = app.build_daemon(settings, follow_up=args.follow_up)
-    except ConfigError as exc:
+    except ProvisiondError as exc:
         return print_error(exc)
     mgr = app.manager(built, on_reload=app.reload_hook(built, args.config, overrides))
     try:

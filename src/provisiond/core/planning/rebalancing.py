@@ -22,6 +22,8 @@ from provisiond.core.scheduler import Constraints
 
 
 def rebalance(s: PlanState, fleet: DesiredFleet) -> None:
+    if s.observed.unobserved.tasks:  # what is in flight is unknown: no move for balance
+        return
     policy = fleet.policy
     by_host: dict[str, list[Candidate]] = {}
     for vmid in sorted(s.matched):
@@ -88,4 +90,5 @@ def _movable(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:
         and not vm.gpu_claims()
         and not vm.raw_pci()
         and str(vm.vmid) not in s.tasks_by_id
+        and vm.host not in s.observed.unobserved.storage  # local disks unknown
     )

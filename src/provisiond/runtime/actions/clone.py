@@ -10,6 +10,12 @@ Adoption before creation — the VMID is the idempotency key:
 A clone POST is never repeated without looking first: a POST whose answer was lost may have been
 accepted. ``Cloner`` remembers, across runs, the clone tasks this process started and the POSTs
 still awaiting their UPID, so those are not mistaken for someone else's clone.
+
+Cost: the first look is the observation the plan was just made from (our VMID absent from a
+trustworthy VM list, no clone of the template running that this process did not start) — no
+re-listing of the cluster; and a clone task that ended ``OK`` is the proof the VM exists (the
+next action reads it on its host anyway). Only the unusual paths (a VMID or clone seen, a POST
+retried, no observation given) list the cluster again.
 """
 
 from __future__ import annotations
@@ -37,10 +43,23 @@ class Cloner:
             raise
         ctx.created[a.vmid] = a.fleet
 
+    def _clear_in_observation(self, a: Clone, ctx: ActionContext) -> bool:
+        """The observation the plan came from shows nothing to adopt or wait for."""
+        seen = ctx.observed
+        if seen is None or not seen.unobserved.vmids_trustworthy:
+            return False
+        if any(vm.vmid == a.vmid for vm in seen.vms):
+            return False
+        return not any(
+            t.type == "qmclone" and t.id == str(a.template_vmid) and t.upid not in self._own_upids
+            for t in seen.tasks
+        )
+
     async def _clone_once(self, a: Clone, ctx: ActionContext) -> None:
-        vm = await self._settle(a, ctx)
-        if vm is not None:
-            _adopt(a, vm, "already exists")
+        if not self._clear_in_observation(a, ctx):
+            vm = await self._settle(a, ctx)
+            if vm is not None:
+                _adopt(a, vm, "already exists")
         attempts = 0
         adopted = False
 
@@ -84,6 +103,8 @@ class Cloner:
                 await ctx.tasks.wait(ref, f"clone {a.vmid}")
             finally:
                 self._own_upids.discard(ref.upid)
+            if not adopted:
+                return  # our POST, our task, ended OK: the VM is there (PVE moved its config)
         vm = await self._settle(a, ctx)
         if vm is None:
             raise PermanentError(f"clone {a.vmid}: the task ended but VM {a.vmid} is not there")

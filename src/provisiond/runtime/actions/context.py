@@ -1,12 +1,17 @@
 """What one ``execute`` gives every action, and how an action says "already done".
 
-``ActionContext`` carries the ports, the executor's retrying call, the run's task waiter and the
-run's ownership facts (which fleet a VMID belongs to, which VMs this run cloned). Its reads are
-always fresh (``ClusterReader.find_vm``): the plan may be stale by the time an action runs.
+``ActionContext`` carries the ports, the executor's retrying call, the run's task waiter, the
+observation the plan was made from, the desired VMs and the run's ownership facts (which fleet
+a VMID belongs to, which VMs this run cloned). Its reads are always fresh — the plan may be
+stale by the time an action runs — and cheap: one VM on the host the plan names
+(``status`` = ``GET …/status/current``, ``config`` = ``GET …/config`` with its digest); the
+cluster-wide ``read`` (``find_vm``, which lists every VM) only where the host is unknown.
 
 ``check_ours`` is the guard before every disruptive call (shutdown, reboot, migrate, destroy):
 the VM must be ours and this fleet's, unpaused and unlocked, re-read right then, so two
-overlapping leaders stay harmless. A lock is never broken: it raises ``LockedError`` (requeued).
+overlapping leaders stay harmless. ``check_not_foreign`` is the lighter guard before configure,
+resize and start, which also act on VMs being adopted: not another fleet's, not paused, not
+locked. A lock is never broken: it raises ``LockedError`` (requeued).
 
 The signals are control flow, not errors: ``AdoptedSignal`` — the effect already exists or was
 under way and has completed (outcome *adopted*); ``ReplanSignal`` — the effect may exist but a
@@ -16,18 +21,23 @@ fresh read cannot prove it, so the next cycle's full observation decides (outcom
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from provisiond.core.errors import LockedError, PermanentError, TransientError
-from provisiond.core.observed import ObservedVM, Task, VMStatus
+from provisiond.core.desired import DesiredVM
+from provisiond.core.errors import LockedError, PermanentError
+from provisiond.core.observed import ObservedState, ObservedVM, Task
 from provisiond.core.ownership import owner, paused
-from provisiond.core.ports import ClusterReader, ProxmoxWriter
+from provisiond.core.ports import ClusterReader, ProxmoxWriter, VMConfigRead
 from provisiond.runtime.actions.tasks import Caller, TaskWaiter
 from provisiond.runtime.limits import Group
 
 
 class ReplanSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
     """The effect may exist but cannot be verified from a fresh read: replan next cycle."""
+
+
+class RequeueSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The VM changed under the action (a stale digest): re-observe and replan; not a failure."""
 
 
 class AdoptedSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -51,21 +61,42 @@ class ActionContext:
     groups: dict[int, Group] = field(default_factory=dict)
     fleets: dict[int, str] = field(default_factory=dict)
     created: dict[int, str] = field(default_factory=dict)  # cloned by this run: vmid -> fleet
+    observed: ObservedState | None = None  # what the plan was made from
+    desired: dict[int, DesiredVM] = field(default_factory=dict)
 
     async def read(self, vmid: int) -> ObservedVM | None:
+        """Wherever the VM is: lists every VM of the cluster, so only when the host is unknown."""
         return await self.call(f"find_vm {vmid}", lambda: self.reader.find_vm(vmid))
+
+    async def status(self, vmid: int, host: str) -> ObservedVM | None:
+        return await self.call(f"status {vmid}", lambda: self.reader.vm_status(vmid, host))
+
+    async def config(self, vmid: int, host: str) -> VMConfigRead | None:
+        return await self.call(f"config {vmid}", lambda: self.reader.vm_config(vmid, host))
+
+    async def owned(self, vm: ObservedVM) -> ObservedVM:
+        """``vm`` (a status read, tags only) with its config when only the description marker
+        could prove who owns it: one more read, and only for such VMs."""
+        if vm.config is not None or owner(vm) is not None or vm.vmid in self.created:
+            return vm
+        read = await self.config(vm.vmid, vm.host)
+        return vm if read is None else replace(vm, config=read.config)
+
+    def check_not_foreign(self, vm: ObservedVM, what: str) -> None:
+        """Before configure, resize, start: not another fleet's, not paused, not locked."""
+        fleet = owner(vm)
+        expected = self.fleets.get(vm.vmid)
+        if fleet is not None and expected is not None and fleet != expected:
+            raise PermanentError(
+                f"refusing to {what} VM {vm.vmid}: owned by fleet {fleet}, not {expected}"
+            )
+        if paused(vm):
+            raise PermanentError(f"refusing to {what} VM {vm.vmid}: paused (tag pd-paused)")
+        if vm.lock is not None:
+            raise locked(vm.vmid, vm.lock)
 
     async def active_tasks(self) -> tuple[Task, ...]:
         return await self.call("active_tasks", self.reader.active_tasks)
-
-    async def present(self, vmid: int, what: str) -> ObservedVM:
-        """The VM, freshly read; it must exist and its host must answer."""
-        vm = await self.read(vmid)
-        if vm is None:
-            raise PermanentError(f"cannot {what} VM {vmid}: it does not exist (any more)")
-        if vm.status is VMStatus.UNKNOWN:
-            raise TransientError(f"cannot {what} VM {vmid}: its host {vm.host} does not answer")
-        return vm
 
     def check_ours(self, vm: ObservedVM, what: str) -> None:
         """Before a disruptive call: the VM must be ours (and this fleet's), unpaused, unlocked."""

@@ -1,9 +1,11 @@
 """Destroy: stop (if running) and remove a VM of ours — the one irreversible action.
 
-Guards, all on a fresh read right before the calls: the VM's owner must be the action's fleet,
-it must still be on the planned host, unpaused and unlocked (``check_ours``), and its host must
-answer (an unknown status never leads to a destroy). Already gone → *adopted*. A running VM is
-stopped first and re-checked after the stop, so a VM that changed hands meanwhile is left alone.
+Guards, all on a fresh read of the VM on the planned host right before the calls (its status,
+and its config when only the description marker proves the owner): the VM's owner must be the
+action's fleet, unpaused and unlocked (``check_ours``), and its host must answer (an unknown
+status never leads to a destroy). Not on the planned host: gone (the cluster's VM list is read
+to tell) → *adopted*, moved → replanned. A running VM is stopped first and re-checked after the
+stop, so a VM that changed hands meanwhile is left alone. Done when the host no longer has it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from provisiond.runtime.actions.context import ActionContext, AdoptedSignal
 
 
 async def destroy(a: Destroy, ctx: ActionContext) -> None:
-    vm = await ctx.read(a.vmid)
+    vm = await ctx.status(a.vmid, a.host)
     if vm is None:
-        raise AdoptedSignal(f"VM {a.vmid} already gone")
+        elsewhere = await ctx.read(a.vmid)
+        if elsewhere is None:
+            raise AdoptedSignal(f"VM {a.vmid} already gone")
+        raise PermanentError(f"VM {a.vmid} moved to {elsewhere.host} since the plan; replanning")
     if vm.status is VMStatus.UNKNOWN:
         raise TransientError(f"not destroying VM {a.vmid}: host {vm.host} does not answer")
+    vm = await ctx.owned(vm)
     fleet = owner(vm)
     if fleet != a.fleet:
         raise PermanentError(
@@ -29,16 +35,14 @@ async def destroy(a: Destroy, ctx: ActionContext) -> None:
         )
     ctx.fleets.setdefault(a.vmid, a.fleet)
     ctx.check_ours(vm, "destroy")
-    if vm.host != a.host:
-        raise PermanentError(f"VM {a.vmid} moved to {vm.host} since the plan; replanning")
     if vm.status is VMStatus.RUNNING:
-        ref = await ctx.call(f"stop {a.vmid}", lambda: ctx.writer.stop(host=vm.host, vmid=a.vmid))
+        ref = await ctx.call(f"stop {a.vmid}", lambda: ctx.writer.stop(host=a.host, vmid=a.vmid))
         await ctx.tasks.wait(ref, f"stop {a.vmid}")
-        again = await ctx.read(a.vmid)
+        again = await ctx.status(a.vmid, a.host)
         if again is None:
             raise AdoptedSignal(f"VM {a.vmid} already gone")
-        ctx.check_ours(again, "destroy")
-    ref = await ctx.call(f"destroy {a.vmid}", lambda: ctx.writer.destroy(host=vm.host, vmid=a.vmid))
+        ctx.check_ours(await ctx.owned(again), "destroy")
+    ref = await ctx.call(f"destroy {a.vmid}", lambda: ctx.writer.destroy(host=a.host, vmid=a.vmid))
     await ctx.tasks.wait(ref, f"destroy {a.vmid}")
-    if await ctx.read(a.vmid) is not None:
+    if await ctx.status(a.vmid, a.host) is not None:
         raise TransientError(f"destroy {a.vmid}: task OK but the VM is still listed")

@@ -1,9 +1,14 @@
 """Migrate: a VM moves host, live (``online``) or offline; and the GPU move composed from steps.
 
-Adoption: a VM already on its target (and unlocked) is *adopted*; a ``qmigrate``/``hamigrate``
-task running for it — ours from before a restart, or another leader's — is waited for, never
-re-POSTed. A migrate POST is never repeated without looking first (a lost answer may hide an
-accepted POST). Success is the VM on the target in a fresh read.
+The VM is re-read right before, on the source (``GET …/status/current``), and if it is not
+there, on the target. Adoption: a VM already on its target (and unlocked) is *adopted*; a
+``qmigrate``/``hamigrate`` task running for it — ours from before a restart, or another
+leader's — is waited for, never re-POSTed. Before the POST, PVE's precondition
+(``GET …/migrate?target=``) is asked and obeyed (``obey``): a target it does not allow, local
+resources, or a running VM planned offline fail the action with PVE's reason; a live move with
+local disks gets ``with-local-disks``. A migrate POST is never repeated without looking first
+(a lost answer may hide an accepted POST). Success is the VM on the target in a fresh read of
+the target.
 
 A ``GpuMove`` is the ordered steps shutdown → offline migrate → start (its Kubernetes steps fail
 as not configured, see ``kube``); a step whose effect is already in place is skipped, so a move
@@ -14,9 +19,10 @@ from __future__ import annotations
 
 from provisiond.core.actions import GpuMove, MoveStep
 from provisiond.core.errors import PermanentError, TransientError
-from provisiond.core.ports import TaskRef
+from provisiond.core.observed import VMStatus
+from provisiond.core.ports import MigratePrecondition, TaskRef
 from provisiond.runtime.actions import kube, power
-from provisiond.runtime.actions.context import ActionContext, AdoptedSignal
+from provisiond.runtime.actions.context import ActionContext, AdoptedSignal, ReplanSignal
 
 
 async def migrate(
@@ -28,25 +34,35 @@ async def migrate(
     local_disks: bool,
     ctx: ActionContext,
 ) -> None:
-    vm = await ctx.present(vmid, "migrate")
-    if vm.host == target and vm.lock is None:
-        raise AdoptedSignal(f"VM {vmid} already on {target}")
+    vm = await ctx.status(vmid, source)
+    if vm is None:
+        there = await ctx.status(vmid, target)
+        if there is not None and there.lock is None:
+            raise AdoptedSignal(f"VM {vmid} already on {target}")
+        if there is None:
+            raise ReplanSignal(f"VM {vmid} is on neither {source} nor {target}: replanning")
     running = await _migration_running(vmid, ctx)
     if running is not None:
         await ctx.tasks.wait(running, f"migrate {vmid} (adopted)")
         await _expect_host(vmid, target, ctx)
         raise AdoptedSignal(f"VM {vmid} migration to {target} was under way (adopted)")
-    ctx.check_ours(vm, "migrate")
-    if vm.host != source:
-        raise PermanentError(f"VM {vmid} is on {vm.host}, not {source}: replanning")
+    if vm is None:  # on the target, locked, no migration running: someone else's doing
+        raise PermanentError(f"VM {vmid} is on {target} but locked: replanning")
+    if vm.status is VMStatus.UNKNOWN:
+        raise TransientError(f"cannot migrate VM {vmid}: its host {source} does not answer")
+    ctx.check_ours(await ctx.owned(vm), "migrate")
+    pre = await ctx.call(
+        f"migrate precondition {vmid}",
+        lambda: ctx.writer.migrate_precondition(host=source, vmid=vmid, target=target),
+    )
+    local_disks = obey(pre, vmid, target, online=online, local_disks=local_disks)
     attempts = 0
 
     async def attempt() -> TaskRef | None:
         nonlocal attempts
         attempts += 1
         if attempts > 1:  # the last POST may have been accepted: look first
-            again = await ctx.read(vmid)
-            if again is not None and again.host == target:
+            if await ctx.status(vmid, target) is not None:
                 return None
             if await _migration_running(vmid, ctx) is not None:
                 return None
@@ -62,6 +78,28 @@ async def migrate(
     await _expect_host(vmid, target, ctx)
 
 
+def obey(
+    pre: MigratePrecondition, vmid: int, target: str, *, online: bool, local_disks: bool
+) -> bool:
+    """Check PVE's migrate precondition before the POST; the ``with-local-disks`` to send.
+
+    Refused (the action fails with PVE's reason): a target PVE does not allow (storage or
+    mapped devices missing there); local resources (a raw ``hostpciN``, or a mapped device that
+    cannot live-migrate while the VM runs) — the task would abort; a running VM the plan meant
+    to move offline. Adjusted: a live move of a VM with local disks sends ``with-local-disks``.
+    """
+    if target not in pre.allowed_nodes:
+        why = "; ".join(pre.not_allowed.get(target, ())) or "not among its allowed nodes"
+        raise PermanentError(f"migrate {vmid}: PVE does not allow target {target} ({why})")
+    if pre.local_resources:
+        kind = "live-" if pre.running else ""
+        res = ", ".join(pre.local_resources)
+        raise PermanentError(f"migrate {vmid}: cannot {kind}migrate with local resources {res}")
+    if pre.running and not online:
+        raise PermanentError(f"migrate {vmid}: VM runs, the plan moves it offline: replanning")
+    return local_disks or (online and pre.running and bool(pre.local_disks))
+
+
 async def gpu_move(a: GpuMove, ctx: ActionContext) -> None:
     did_something = False
     for step in a.steps:
@@ -69,6 +107,8 @@ async def gpu_move(a: GpuMove, ctx: ActionContext) -> None:
             kube.not_configured(f"{step.value} node {a.node} of VM {a.vmid}")
         try:
             if step is MoveStep.SHUTDOWN:
+                if await ctx.status(a.vmid, a.source) is None:
+                    continue  # not on the source any more: the migrate step looks at the target
                 await power.shutdown(a.vmid, a.source, a.force_stop, ctx)
             elif step is MoveStep.MIGRATE_OFFLINE:
                 await migrate(
@@ -96,7 +136,5 @@ async def _migration_running(vmid: int, ctx: ActionContext) -> TaskRef | None:
 
 
 async def _expect_host(vmid: int, target: str, ctx: ActionContext) -> None:
-    vm = await ctx.read(vmid)
-    if vm is None or vm.host != target:
-        got = vm.host if vm is not None else "gone"
-        raise TransientError(f"migrate {vmid}: VM is on {got}, not {target} yet")
+    if await ctx.status(vmid, target) is None:
+        raise TransientError(f"migrate {vmid}: VM is not on {target} yet")

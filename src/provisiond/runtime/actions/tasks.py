@@ -2,7 +2,16 @@
 
 Invariants:
 - a task is polled through the executor's retrying call (``Caller``), with delays growing from
-  ``poll_initial`` by ``poll_factor`` up to ``poll_max``;
+  ``poll_initial`` by ``poll_factor`` up to ``poll_max`` (defaults 0.5 s → 5 s: PVE tasks take
+  seconds to minutes);
+- a poll is one listing of the node's *running* tasks (``ProxmoxWriter.running_tasks``: PVE's
+  ``GET /nodes/{n}/tasks?source=active``), shared by every task waited for on that node: a
+  waiter that is due uses the newest listing fetched since its previous look, or joins the
+  fetch in flight, and only fetches itself when there is none — so N concurrent tasks on a
+  node cost about one listing per poll interval, not N status reads. A task absent from the
+  listing has stopped (PVE moves a finished task out of the active list); its exit status is
+  then read once (``task_status``). Should that read still say running (a listing raced the
+  task's start), waiting simply goes on;
 - ``OK`` or ``WARNINGS: n`` is success; any other exit status is classified like an API error
   (``error_for``): a lock → ``LockedError`` (requeued), anything else → ``PermanentError``, both
   carrying the task log's last ``log_lines`` lines;
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from provisiond.core.errors import LockedError, PermanentError, ProvisiondError, TransientError
@@ -40,6 +49,21 @@ class WaitInterruptedError(Exception):
     """Stop was requested while waiting; the Proxmox task goes on server-side."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    at: float  # when its fetch began: it shows no task as running that had stopped by then
+    running: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Board:
+    """One node's shared listing of running tasks."""
+
+    latest: _Listing | None = None
+    fetching: asyncio.Future[_Listing] | None = None
+    fetch_began: float = 0.0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskWaiter:
     """Waits for one run's tasks; ``stop`` is that run's stop event."""
@@ -50,6 +74,7 @@ class TaskWaiter:
     clock: Callable[[], float]
     sleep: Sleep
     stop: asyncio.Event
+    _boards: dict[str, _Board] = field(default_factory=dict)
 
     async def pause(self, seconds: float, why: str) -> None:
         """Sleep, unless stop is requested first (then raise ``WaitInterruptedError``)."""
@@ -80,22 +105,57 @@ class TaskWaiter:
         """When a wait that starts now has taken ``task_timeout``."""
         return self.clock() + self.config.task_timeout
 
+    async def _listing(self, node: str, newer_than: float) -> _Listing:
+        """The node's running tasks as of a moment after ``newer_than``: shared when possible."""
+        board = self._boards.setdefault(node, _Board())
+        if board.latest is not None and board.latest.at > newer_than:
+            return board.latest
+        if board.fetching is not None and board.fetch_began > newer_than:
+            return await asyncio.shield(board.fetching)
+        began = self.clock()
+        fetch: asyncio.Future[_Listing] = asyncio.get_running_loop().create_future()
+        board.fetching, board.fetch_began = fetch, began
+        try:
+            running = await self.call(
+                f"running_tasks {node}", lambda: self.writer.running_tasks(node)
+            )
+        except BaseException as exc:
+            fetch.set_exception(exc)
+            fetch.exception()  # retrieved: joiners, if any, re-raise it themselves
+            raise
+        finally:
+            if board.fetching is fetch:
+                board.fetching = None
+        listing = _Listing(began, running)
+        if board.latest is None or board.latest.at <= began:
+            board.latest = listing
+        fetch.set_result(listing)
+        return listing
+
     async def wait(self, task: TaskRef, what: str) -> TaskStatus:
-        """Poll the task until it stops; raise with the log tail unless it succeeded."""
+        """Wait until the task stops; raise with the log tail unless it succeeded."""
         deadline = self.deadline()
         nxt = self.polls()
+        seen = self.clock()  # the newest moment this waiter knows the task's state at
         while True:
-            status = await self.call(f"task_status {what}", lambda: self.writer.task_status(task))
-            if not status.running:
-                break
+            due = seen + nxt()
+            await self.pause(
+                max(0.0, due - self.clock()),
+                f"{what}: stopped while task {task.upid} runs (adopted next time)",
+            )
+            listing = await self._listing(task.node, newer_than=seen)
+            seen = max(seen, listing.at)
+            if task.upid not in listing.running:
+                status = await self.call(
+                    f"task_status {what}", lambda: self.writer.task_status(task)
+                )
+                if not status.running:
+                    break
             if self.clock() >= deadline:
                 raise TransientError(
                     f"{what}: task {task.upid} still running after "
                     f"{self.config.task_timeout:.0f}s; it is adopted next cycle, never repeated"
                 )
-            await self.pause(
-                nxt(), f"{what}: stopped while task {task.upid} runs (adopted next time)"
-            )
         if status.ok:
             return status
         try:

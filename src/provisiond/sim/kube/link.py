@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisiond.core.desired import DesiredState
 from provisiond.sim.kube import nodes
 from provisiond.sim.kube.cluster import KubeCluster, Options
 from provisiond.sim.kube.resources import NODE
@@ -52,6 +53,33 @@ class Membership:
     node_names: Mapping[str, str] = field(default_factory=dict)  # VM name -> node name
     # VM names of control-plane machines; None: guessed from the name (cp1, k3s-cp2, master-0 …)
     control_plane: frozenset[str] | None = None
+
+    @classmethod
+    def from_desired(cls, state: DesiredState) -> Membership:
+        """From a fleet spec: VMs with ``kubernetes.node: false`` are skipped, ``nodeName``
+        renames, and VMs whose spec'd taints or labels carry the control-plane key, or whose
+        name or pool reads as one (``cp``, ``control-plane``, ``master``), are control plane.
+        VMs the spec does not know join as workers."""
+        vms = state.all_vms()
+        return cls(
+            skip=frozenset(vm.name for vm in vms if vm.kubernetes is None),
+            node_names={
+                vm.name: vm.kubernetes.node_name
+                for vm in vms
+                if vm.kubernetes is not None and vm.kubernetes.node_name != vm.name
+            },
+            control_plane=frozenset(
+                vm.name
+                for vm in vms
+                if vm.kubernetes is not None
+                and (
+                    any(t.key == nodes.CONTROL_PLANE for t in vm.kubernetes.taints)
+                    or any(k == nodes.CONTROL_PLANE for k, _ in vm.kubernetes.labels)
+                    or _CONTROL_PLANE_NAME.search(vm.name) is not None
+                    or _CONTROL_PLANE_NAME.search(vm.pool) is not None
+                )
+            ),
+        )
 
     def is_control_plane(self, vm_name: str) -> bool:
         if self.control_plane is not None:

@@ -28,7 +28,7 @@ VERSION_INFO: Obj = {
     "platform": "linux/amd64",
 }
 
-ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+ALL_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")  # no deletecollection
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,8 +181,8 @@ class Injector:
         template: str,
         node: str | None,
         vmid: str | None = None,
-    ) -> None:
-        """Sleep, hang or raise ``PveError`` as the matching rules say."""
+    ) -> float:
+        """Sleep, hang or raise ``PveError`` as the matching rules say; the seconds slept."""
         if when == "before" and node is not None and node in self.offline:
             self.injected[(method, template, "offline")] += 1
             raise PveError(self.offline[node], status=OFFLINE_STATUS)
@@ -204,7 +204,7 @@ class Injector:
         if delay:
             await asyncio.sleep(delay)
         if failure is None:
-            return
+            return delay
         if failure.hang:
             await self._stopping_event().wait()
             raise PveError("simulator stopping", status=503)

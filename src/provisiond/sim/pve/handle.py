@@ -16,7 +16,8 @@ from typing import Literal, TypeVar
 
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import faults as fi
-from provisiond.sim.pve.server import RequestHold, RequestRecord, SimServer
+from provisiond.sim.pve.requestlog import RequestRecord
+from provisiond.sim.pve.server import RequestHold, SimServer
 from provisiond.sim.pve.state import Cluster, Value, VmState
 from provisiond.sim.pve.tasks import Hold, TaskHold
 
@@ -109,6 +110,11 @@ class SimHandle:
     def task_log(self, upid: str) -> list[str]:
         return self.call(lambda c: list(c.tasks.by_upid[upid].log))
 
+    def task_seconds(self, upid: str) -> float:
+        """The simulated seconds a task has taken so far (its durations before ``time_scale``):
+        what a test asserts instead of racing the wall clock."""
+        return self.call(lambda c: c.tasks.by_upid[upid].seconds)
+
     def running_tasks(self) -> int:
         return self.call(lambda c: len(c.tasks.running()))
 
@@ -125,7 +131,7 @@ class SimHandle:
 
         def clear(_c: Cluster) -> None:
             self.server.seams.counts.clear()
-            self.server.seams.log.clear()
+            self.server.seams.requests.clear()
 
         self.call(clear)
 
@@ -140,6 +146,11 @@ class SimHandle:
                 if method in (None, r.method) and template in (None, r.template)
             ]
         )
+
+    def request_summary(self) -> str:
+        """Every answered request counted by (method, endpoint template, status), as
+        ``sim serve --log-requests`` prints it at exit."""
+        return self.call(lambda _c: self.server.seams.requests.summary())
 
     def count_requests(self, method: str, path: str, **params: object) -> int:
         """Requests for ``method`` and ``path`` (a concrete path such as

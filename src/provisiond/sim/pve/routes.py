@@ -6,7 +6,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from provisiond.sim.pve.handlers import Handler, access, cluster, migrate, power, qemu, volumes
+from provisiond.sim.pve.handlers import (
+    Handler,
+    access,
+    cluster,
+    info,
+    migrate,
+    pools,
+    power,
+    qemu,
+    snapshots,
+    volumes,
+)
 from provisiond.sim.pve.params import BY_ROUTE, Endpoint
 
 _Q = "/nodes/{node}/qemu/{vmid}"
@@ -46,6 +57,25 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("PUT", f"{_Q}/resize"): volumes.resize,
     ("GET", f"{_Q}/migrate"): migrate.precondition,
     ("POST", f"{_Q}/migrate"): migrate.migrate,
+    # what common clients read first, snapshots, pause/reset
+    ("GET", "/nodes/{node}/version"): info.node_version,
+    ("GET", "/cluster/ha/status/current"): info.ha_status,
+    ("GET", "/nodes/{node}/lxc"): info.lxc_list,
+    ("GET", "/nodes/{node}/rrddata"): info.node_rrddata,
+    ("GET", "/storage"): info.storage_config,
+    ("GET", "/pools/{poolid}"): pools.get_pool,
+    ("PUT", "/pools/{poolid}"): pools.update_pool,
+    ("GET", _Q): info.vm_index,
+    ("GET", f"{_Q}/rrddata"): info.vm_rrddata,
+    ("GET", f"{_Q}/snapshot"): snapshots.list_snapshots,
+    ("POST", f"{_Q}/snapshot"): snapshots.create_snapshot,
+    ("GET", f"{_Q}/snapshot/{{snapname}}"): snapshots.snapshot_index,
+    ("DELETE", f"{_Q}/snapshot/{{snapname}}"): snapshots.delete_snapshot,
+    ("GET", f"{_Q}/snapshot/{{snapname}}/config"): snapshots.snapshot_config,
+    ("POST", f"{_Q}/snapshot/{{snapname}}/rollback"): snapshots.rollback,
+    ("POST", f"{_Q}/status/suspend"): power.suspend,
+    ("POST", f"{_Q}/status/resume"): power.resume,
+    ("POST", f"{_Q}/status/reset"): power.reset,
 }
 assert set(ROUTES) == set(BY_ROUTE), "every route needs its parameter table entry"
 

@@ -18,6 +18,7 @@ import logging
 import ssl
 import tempfile
 import threading
+import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from provisiond.sim.pve.errors import PveError
 from provisiond.sim.pve.faults import FaultPlan, Injector, run_events
 from provisiond.sim.pve.handlers import Call, Listing
 from provisiond.sim.pve.permissions import perm_error
+from provisiond.sim.pve.requestlog import RequestLog, RequestRecord
 from provisiond.sim.pve.routes import match
 from provisiond.sim.pve.rules import ALL, RULES, Rule
 from provisiond.sim.pve.state import Cluster
@@ -55,28 +57,20 @@ class RequestHold:
 
 
 @dataclass
-class RequestRecord:
-    """One request as served: ``params`` merged (query over body) but not yet verified."""
-
-    method: str
-    template: str
-    path: str
-    params: dict[str, str]
-    status: int = 0
-    authid: str = ""  # who sent it: the user or API token id ("" before authentication)
-
-
-@dataclass
 class Seams:
     """What tests observe and steer: request counts and log, held requests, injected faults.
     Loop-thread owned."""
 
-    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    log: list[RequestRecord] = field(default_factory=list)
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # routed requests
+    requests: RequestLog = field(default_factory=RequestLog)
     faults: Injector = field(default_factory=Injector)
     transports: weakref.WeakSet[asyncio.BaseTransport] = field(default_factory=weakref.WeakSet)
     holds: list[RequestHold] = field(default_factory=list)
     log_requests: bool = False
+
+    @property
+    def log(self) -> list[RequestRecord]:
+        return self.requests.records
 
     def take(self, method: str, template: str, when: str) -> Hold | None:
         for rh in self.holds:
@@ -160,23 +154,30 @@ async def _params(request: web.Request, path_vars: dict[str, str]) -> dict[str, 
 
 def build_app(cluster: Cluster, seams: Seams) -> web.Application:
     async def dispatch(request: web.Request) -> web.Response:
-        served: list[RequestRecord] = []
-        response = await _dispatch(request, served)
-        for record in served:
-            record.status = response.status
+        began = time.monotonic()
+        path = "/" + request.match_info["tail"].rstrip("/")
+        record = RequestRecord(request.method, path, path, {})
+        seams.requests.arrived(record)
+        response = await _dispatch(request, record)  # a cancelled request keeps status 0
+        record.duration = time.monotonic() - began
+        record.status = response.status
+        seams.requests.answered(record)
+        if seams.log_requests:
+            log.info(
+                "%s %s %d %.3fs", record.method, request.path_qs, record.status, record.duration
+            )
         return response
 
-    async def _dispatch(request: web.Request, served: list[RequestRecord]) -> web.Response:
+    async def _dispatch(request: web.Request, record: RequestRecord) -> web.Response:
         if request.transport is not None:
             seams.transports.add(request.transport)
-        path = "/" + request.match_info["tail"].rstrip("/")
+        path = record.path
         method = request.method
         found = match(method, path)
         if found is None or found.endpoint is None or found.handler is None:
             return _error(501, f"Method '{method} {path}' not implemented")
+        record.template = found.template
         seams.counts[(method, found.template)] += 1
-        if seams.log_requests:
-            log.info("%s %s", method, request.path_qs)
         rule = RULES.get((method, found.template), ALL)
         try:
             user = _authenticate(cluster, request, rule, path)
@@ -184,20 +185,19 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
             return await _unauthorized(cluster, exc.reason)
         except PveError as exc:
             return _error(exc.status, exc.message, exc.errors)
+        record.authid = user
         node = found.path_vars.get("node")
         vmid = found.path_vars.get("vmid")
         try:
-            raw = await _params(request, found.path_vars)
-            served.append(RequestRecord(method, found.template, path, raw, authid=user))
-            seams.log.append(served[0])
-            await seams.faults.apply("before", method, found.template, node, vmid)
+            record.params = raw = await _params(request, found.path_vars)
+            record.latency += await seams.faults.apply("before", method, found.template, node, vmid)
             cluster.access.for_user(user).authorize(rule, raw)  # before verification, as PVE
             params = validate(found.endpoint, raw)
             hold = seams.take(method, found.template, "before")
             if hold is not None:
                 await hold.block()
             data = await found.handler(Call(cluster, params, user))
-            await seams.faults.apply("after", method, found.template, node, vmid)
+            record.latency += await seams.faults.apply("after", method, found.template, node, vmid)
         except PveError as exc:
             if exc.status == 401:  # POST /access/ticket's "authentication failure"
                 await _auth_delay(cluster)
@@ -330,6 +330,8 @@ class SimServer:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(30)
         self._thread = None
+        if self.seams.log_requests:
+            log.info("%s", self.seams.requests.summary())
         if self._tmp is not None:
             with contextlib.suppress(OSError):
                 self._tmp.cleanup()

@@ -123,6 +123,18 @@ class PciMap:
 
 
 @dataclass
+class Snapshot:
+    """A VM snapshot as PVE's config file keeps it: a copy of the config at that moment."""
+
+    name: str
+    config: dict[str, Value]
+    snaptime: int
+    description: str = ""
+    parent: str | None = None
+    vmstate: bool = False  # RAM saved: a rollback resumes the VM running
+
+
+@dataclass
 class VmState:
     vmid: int
     node: str
@@ -136,6 +148,7 @@ class VmState:
     hastate: str | None = None
     pool: str | None = None
     acpi_responds: bool = True  # False: a shutdown times out (``got timeout``)
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -183,6 +196,8 @@ class VmState:
     def digest(self) -> str:
         text = "\n".join(f"{k}: {v}" for k, v in sorted(self.config.items()))
         text += "".join(f"\n[pending] {k}: {v}" for k, v in sorted(self.pending.items()))
+        if self.pending_delete:
+            text += "\n[pending] delete: " + ",".join(sorted(self.pending_delete))
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
     def apply_pending(self) -> None:

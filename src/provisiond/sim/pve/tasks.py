@@ -33,6 +33,12 @@ DURATIONS: dict[str, float] = {
     "qmstop": 1.0,
     "qmshutdown": 10.0,
     "qmreboot": 13.0,
+    "qmsuspend": 1.0,
+    "qmresume": 0.5,
+    "qmreset": 0.5,
+    "qmsnapshot": 2.0,  # plus the RAM when ``vmstate`` is saved (handlers/snapshots.py)
+    "qmdelsnapshot": 1.0,
+    "qmrollback": 2.0,
     "qmdestroy": 2.0,
     "qmtemplate": 3.0,
     "resize": 1.0,
@@ -93,6 +99,7 @@ class Task:
     exitstatus: str | None = None
     endtime: int | None = None
     progress: float = 0.0
+    seconds: float = 0.0  # simulated seconds the body has advanced (before time_scale)
     log: list[str] = field(default_factory=list)
     warnings: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -147,6 +154,7 @@ class TaskContext:
         """Advance to ``fraction`` of the task over ``seconds`` simulated seconds."""
         start = self.task.progress
         scale = self._tasks.time_scale
+        self.task.seconds += seconds
         for th in self._tasks.take_holds(self.task, start, fraction):
             part = (th.fraction - start) / (fraction - start)
             await asyncio.sleep(seconds * part * scale)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from provisiond.sim.pve import formats
 from provisiond.sim.pve.errors import ParamError
 from provisiond.sim.pve.params.qemu import NUMBERED
 from provisiond.sim.pve.params.schema import Endpoint, P
@@ -114,6 +115,12 @@ FORMATS: dict[str, Callable[[str], None]] = {
     "pve-tag-list": _tag_list,
     "pve-configid-list": _configid_list,
     "pve-qm-hostpci": _hostpci,
+    "pve-startup-order": formats.startup_order,
+    "pve-hotplug-features": formats.hotplug_features,
+    "pve-cpuset": formats.cpuset,
+    "pve-poolid": formats.poolid,
+    "pve-vmid-list": formats.vmid_list,
+    "pve-storage-id-list": formats.storage_id_list,
 }
 
 
@@ -177,6 +184,8 @@ def validate(endpoint: Endpoint, params: Mapping[str, str]) -> dict[str, Value]:
             )
             continue
         value, error = _check_value(spec, raw)
+        if error is None and spec.propstring:
+            error = formats.propstring_keys(name, raw)
         if error is not None:
             errors[name] = error
         else:

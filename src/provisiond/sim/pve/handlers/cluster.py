@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+from provisiond.sim.pve import load
 from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.handlers import Call, Listing
 from provisiond.sim.pve.state import (
@@ -24,7 +25,6 @@ UPID_RE = re.compile(
     r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
     r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$"
 )
-NODE_BASE_MEM = 4 * GiB  # what the host itself uses
 
 
 async def version(call: Call) -> object:  # noqa: ARG001 - every handler takes the call
@@ -48,10 +48,11 @@ def vm_resource(cluster: Cluster, vm: VmState) -> dict[str, object]:
     }
     if status != "unknown":
         running = vm.running
+        now = time.time()
         item.update(
-            uptime=int(time.time() - vm.started_at) if running and vm.started_at else 0,
-            cpu=0.02 if running else 0,
-            mem=vm.memory_bytes() // 2 if running else 0,
+            uptime=int(now - vm.started_at) if running and vm.started_at else 0,
+            cpu=load.vm_cpu(vm, now),
+            mem=load.vm_mem(vm, now),
             netin=0,
             netout=0,
             diskread=0,
@@ -67,11 +68,6 @@ def vm_resource(cluster: Cluster, vm: VmState) -> dict[str, object]:
     return item
 
 
-def node_used_memory(cluster: Cluster, node: Node) -> int:
-    vms = cluster.vms.values()
-    return NODE_BASE_MEM + sum(v.memory_bytes() for v in vms if v.node == node.name and v.running)
-
-
 def node_item(cluster: Cluster, node: Node) -> dict[str, object]:
     item: dict[str, object] = {
         "id": f"node/{node.name}",
@@ -83,8 +79,8 @@ def node_item(cluster: Cluster, node: Node) -> dict[str, object]:
         item.update(
             maxcpu=node.cpus,
             maxmem=node.memory,
-            mem=node_used_memory(cluster, node),
-            cpu=0.01,
+            mem=load.node_mem_used(cluster, node, time.time()),
+            cpu=load.node_cpu(cluster, node, time.time()),
             maxdisk=100 * GiB,
             disk=10 * GiB,
             uptime=int(time.time() - node.boot_time),
@@ -271,9 +267,10 @@ async def nodes(call: Call) -> object:
 async def node_status(call: Call) -> object:
     cluster = call.cluster
     node = cluster.node(str(call.params["node"]))
-    used = node_used_memory(cluster, node)
+    now = time.time()
+    used = load.node_mem_used(cluster, node, now)
     return {
-        "cpu": 0.01,
+        "cpu": load.node_cpu(cluster, node, now),
         "cpuinfo": {
             "cpus": node.cpus,
             "sockets": node.sockets,

@@ -140,3 +140,67 @@ async def reboot(call: Call) -> object:
         await start_vm(cluster, vm, ctx)
 
     return cluster.tasks.start(vm.node, "qmreboot", str(vm.vmid), call.user, body).upid
+
+
+def _running_or_fail(vm: VmState) -> None:
+    """[sync] qemu-server's ``VM <id> not running`` before the worker forks."""
+    if not vm.running:
+        raise PveError(f"VM {vm.vmid} not running")
+
+
+async def suspend(call: Call) -> object:
+    """``qmsuspend``: pause the guest (``qmpstatus: paused``); ``todisk`` hibernates it — the
+    VM stops with ``lock: suspended`` and the next start resumes it."""
+    refuse_skiplock(call)
+    vm = call.vm()
+    _running_or_fail(vm)
+    todisk = call.flag("todisk")
+    skiplock = call.flag("skiplock")
+
+    async def body(ctx: TaskContext) -> None:
+        if not skiplock:
+            task_lock(vm)
+        await ctx.progress_to(1.0, DURATIONS["qmsuspend"])
+        if todisk:
+            _power_off(vm)
+            vm.config["lock"] = "suspended"
+        else:
+            vm.paused = True
+
+    return call.cluster.tasks.start(vm.node, "qmsuspend", str(vm.vmid), call.user, body).upid
+
+
+async def resume(call: Call) -> object:
+    """``qmresume``: continue a paused guest; a VM suspended to disk is started."""
+    refuse_skiplock(call)
+    vm = call.vm()
+    cluster = call.cluster
+    if vm.lock != "suspended" and not vm.running and not call.flag("nocheck"):
+        raise PveError(f"VM {vm.vmid} not running")
+
+    async def body(ctx: TaskContext) -> None:
+        if vm.lock == "suspended":
+            await start_body(cluster, vm)(ctx)
+            return
+        if not call.flag("skiplock"):
+            task_lock(vm)
+        await ctx.progress_to(1.0, DURATIONS["qmresume"])
+        vm.paused = False
+
+    return cluster.tasks.start(vm.node, "qmresume", str(vm.vmid), call.user, body).upid
+
+
+async def reset(call: Call) -> object:
+    """``qmreset``: a hard reset of the running guest (the QEMU process stays)."""
+    refuse_skiplock(call)
+    vm = call.vm()
+    _running_or_fail(vm)
+    skiplock = call.flag("skiplock")
+
+    async def body(ctx: TaskContext) -> None:
+        if not skiplock:
+            task_lock(vm)
+        await ctx.progress_to(1.0, DURATIONS["qmreset"])
+        vm.paused = False
+
+    return call.cluster.tasks.start(vm.node, "qmreset", str(vm.vmid), call.user, body).upid

@@ -47,7 +47,9 @@ CPU_OPTIONS = frozenset(
 MEMORY_OPTIONS = frozenset({"memory", "balloon", "shares"})
 HWTYPE_OPTIONS = frozenset(
     {"acpi", "hotplug", "kvm", "machine", "scsihw", "smbios1", "tablet", "vga", "watchdog"}
+    | {"audio0"}
 )
+VMPOWER_OPTIONS = frozenset({"freeze"})
 GENERAL_OPTIONS = frozenset(
     {
         "agent",
@@ -86,7 +88,12 @@ def _config_privilege(key: str, value: Value | None) -> tuple[tuple[str, ...], b
         if value is not None and str(value) != "socket":
             raise PveError(f"only root can modify '{key}' config for real devices")
         return ("VM.Config.HWType",), False
+    if re.fullmatch(r"numa\d+", key):
+        return ("VM.Config.CPU",), False
+    if key.startswith("usb"):
+        return ("VM.Config.HWType",), False  # the device itself: check_usb_perm
     groups = (
+        (VMPOWER_OPTIONS, "VM.PowerMgmt"),
         (CPU_OPTIONS, "VM.Config.CPU"),
         (MEMORY_OPTIONS, "VM.Config.Memory"),
         (HWTYPE_OPTIONS, "VM.Config.HWType"),
@@ -101,6 +108,19 @@ def _config_privilege(key: str, value: Value | None) -> tuple[tuple[str, ...], b
     if key in CLOUDINIT_OPTIONS or key.startswith("ipconfig"):
         return ("VM.Config.Cloudinit", "VM.Config.Network"), True
     raise PveError(f"only root can set '{key}' config")
+
+
+def _check_usb(call: Call, key: str, value: str) -> None:
+    """qs ``check_usb_perm``: a host device (other than spice) is root's; a mapping needs
+    Mapping.Use."""
+    props = split_propstring(value, "host")
+    host, mapping = props.get("host"), props.get("mapping")
+    if host is not None and host.lower() != "spice":
+        raise PveError(f"only root can set '{key}' config for real devices")
+    if mapping is not None:
+        call.perms.check(f"/mapping/usb/{mapping}", ["Mapping.Use"])
+    elif host is None:
+        raise PveError("either 'host' or 'mapping' must be set.")
 
 
 def check_config_perms(
@@ -118,6 +138,10 @@ def check_config_perms(
             continue
         privs, any_ = _config_privilege(key, value)
         call.perms.check_vm(vmid, pool, privs, any_=any_)
+        if key == "startup":  # it changes host behaviour
+            call.perms.check("/", ["Sys.Modify"])
+        if key.startswith("usb") and value is not None:
+            _check_usb(call, key, str(value))
     for key, value in sorted(changes.items()):
         if DISK_RE.match(key):
             file = split_propstring(str(value), "file").get("file", "")

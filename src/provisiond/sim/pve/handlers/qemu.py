@@ -11,7 +11,8 @@ import time
 import uuid
 
 from provisiond.core.topology import StorageType
-from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve import devices, load, pending
+from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
 from provisiond.sim.pve.handlers.power import start_vm
@@ -19,7 +20,6 @@ from provisiond.sim.pve.handlers.privileges import check_config_perms, check_hos
 from provisiond.sim.pve.permissions import perm_error
 from provisiond.sim.pve.state import (
     DISK_RE,
-    FAST_PLUG,
     NET_RE,
     Cluster,
     GiB,
@@ -32,7 +32,9 @@ from provisiond.sim.pve.tasks import DURATIONS, TaskContext
 from provisiond.sim.pve.validation import split_list, split_propstring
 
 # parameters of config writes that are not config keys
-CONTROL = frozenset({"node", "vmid", "digest", "skiplock", "background_delay", "delete", "revert"})
+CONTROL = frozenset(
+    {"node", "vmid", "digest", "skiplock", "background_delay", "delete", "revert", "force"}
+)
 
 
 # -- list, status ----------------------------------------------------------------------------
@@ -42,6 +44,7 @@ async def list_vms(call: Call) -> object:
     cluster = call.cluster
     node = cluster.node(str(call.params["node"]))
     out = []
+    now = time.time()
     for vm in sorted(cluster.vms.values(), key=lambda v: v.vmid):
         if vm.node != node.name or not call.perms.has(f"/vms/{vm.vmid}", ["VM.Audit"]):
             continue
@@ -52,9 +55,9 @@ async def list_vms(call: Call) -> object:
             "cpus": vm.cpus(),
             "maxmem": vm.memory_bytes(),
             "maxdisk": vm.disk_bytes(),
-            "uptime": int(time.time() - vm.started_at) if vm.running and vm.started_at else 0,
-            "cpu": 0,
-            "mem": 0,
+            "uptime": int(now - vm.started_at) if vm.running and vm.started_at else 0,
+            "cpu": load.vm_cpu(vm, now),
+            "mem": load.vm_mem(vm, now),
             "disk": 0,
             "netin": 0,
             "netout": 0,
@@ -77,6 +80,7 @@ async def list_vms(call: Call) -> object:
 
 async def status_current(call: Call) -> object:
     vm = call.vm()
+    now = time.time()
     out: dict[str, object] = {
         "vmid": vm.vmid,
         "name": vm.name,
@@ -85,9 +89,9 @@ async def status_current(call: Call) -> object:
         "cpus": vm.cpus(),
         "maxmem": vm.memory_bytes(),
         "maxdisk": vm.disk_bytes(),
-        "uptime": int(time.time() - vm.started_at) if vm.running and vm.started_at else 0,
-        "cpu": 0.01 if vm.running else 0,
-        "mem": vm.memory_bytes() // 2 if vm.running else 0,
+        "uptime": int(now - vm.started_at) if vm.running and vm.started_at else 0,
+        "cpu": load.vm_cpu(vm, now),
+        "mem": load.vm_mem(vm, now),
         "disk": 0,
         "netin": 0,
         "netout": 0,
@@ -117,8 +121,12 @@ async def get_config(call: Call) -> object:
     vm = call.vm()
     snapshot = call.get_str("snapshot")
     if snapshot is not None:
-        raise PveError(f"snapshot '{snapshot}' does not exist")
-    cfg = dict(vm.config) if call.flag("current") else vm.merged()
+        snap = vm.snapshots.get(snapshot)
+        if snap is None:
+            raise PveError(f"snapshot '{snapshot}' does not exist")
+        cfg = dict(snap.config)
+    else:
+        cfg = dict(vm.config) if call.flag("current") else vm.merged()
     if "cipassword" in cfg:
         cfg["cipassword"] = "**********"
     cfg["digest"] = vm.digest()
@@ -160,40 +168,49 @@ def _allocate_disk(cluster: Cluster, vm: VmState, value: str) -> str:
     return ",".join([vol, *rest, f"size={format_size(int(size) * GiB)}"])
 
 
+def _resolve_cdrom_alias(changes: dict[str, Value]) -> None:
+    """qemu-server ``resolve_cdrom_alias``: ``cdrom`` is ``ide2`` with ``media=cdrom``."""
+    value = changes.pop("cdrom", None)
+    if value is not None:
+        text = str(value)
+        changes["ide2"] = text if "media=" in text else f"{text},media=cdrom"
+
+
+def _conflict(param: str, first: str, second: str) -> ParamError:
+    """qemu-server's text (its closing quote unmatched, sic)."""
+    return ParamError({param: f"you can't use '{first}' and {second}' at the same time"})
+
+
 def _changes(call: Call) -> tuple[dict[str, Value], list[str], list[str]]:
     changes = {k: v for k, v in call.params.items() if k not in CONTROL}
-    delete = split_list(call.get_str("delete") or "")
+    _resolve_cdrom_alias(changes)
+    delete = ["ide2" if k == "cdrom" else k for k in split_list(call.get_str("delete") or "")]
     revert = split_list(call.get_str("revert") or "")
     if not changes and not delete and not revert:
         raise PveError("no options specified")
+    # qemu-server raises the first conflict it finds (keyed "delete" for a revert, sic)
+    for key in revert:
+        if key in changes:
+            raise _conflict("delete", f"-{key}", f"-revert {key}")
+    for key in delete:
+        if key in changes:
+            raise _conflict("delete", f"-{key}", f"-delete {key}")
+        if key in revert:
+            raise _conflict("revert", f"-delete {key}", f"-revert {key}")
     if "tags" in changes:
         changes["tags"] = normalise_tags(str(changes["tags"]))
     return changes, delete, revert
 
 
-def _hotpluggable(key: str) -> bool:
-    return key in FAST_PLUG or key.startswith(("net", "scsi", "virtio", "sata", "ide", "usb"))
-
-
 def _apply(
     cluster: Cluster, vm: VmState, changes: dict[str, Value], delete: list[str], revert: list[str]
 ) -> None:
-    for key in revert:
-        vm.pending.pop(key, None)
-        vm.pending_delete.discard(key)
-    for key, given in changes.items():
-        value = _allocate_disk(cluster, vm, str(given)) if DISK_RE.match(key) else given
-        if vm.running and not _hotpluggable(key):
-            vm.pending[key] = value
-        else:
-            vm.config[key] = value
-            vm.pending.pop(key, None)
-    for key in delete:
-        if vm.running and not _hotpluggable(key):
-            vm.pending_delete.add(key)
-        else:
-            vm.config.pop(key, None)
-            vm.pending.pop(key, None)
+    def allocate(key: str, value: Value) -> Value:
+        if NET_RE.match(key):
+            return devices.with_mac(str(value), cluster.new_mac)
+        return _allocate_disk(cluster, vm, str(value)) if DISK_RE.match(key) else value
+
+    pending.update(vm, changes, delete, revert, allocate=allocate)
 
 
 def _prepare_update(call: Call) -> tuple[VmState, dict[str, Value], list[str], list[str]]:
@@ -256,8 +273,9 @@ async def create_vm(call: Call) -> object:
     changes = {
         k: v
         for k, v in call.params.items()
-        if k not in {"node", "vmid", "pool", "start", "storage"}
+        if k not in {"node", "vmid", "pool", "start", "storage", "force"}
     }
+    _resolve_cdrom_alias(changes)
     check_hostpci_perm(call, changes, vmid, pool)
     check_config_perms(call, vmid, pool, changes, [])
     if "tags" in changes:
@@ -270,15 +288,17 @@ async def create_vm(call: Call) -> object:
         await ctx.progress_to(1.0, DURATIONS["qmcreate"])
         cfg: dict[str, Value] = {"smbios1": f"uuid={uuid.uuid4()}", "vmgenid": str(uuid.uuid4())}
         template = changes.pop("template", 0)
+        cfg["meta"] = devices.meta_info()
         for key, value in changes.items():
-            model, comma, rest = str(value).partition(",")
-            if NET_RE.match(key) and "=" not in model:  # "virtio,bridge=…": PVE adds a MAC
-                value = f"{model}={cluster.new_mac()}{comma}{rest}"  # noqa: PLW2901 - rewritten
-            cfg[key] = value
+            cfg[key] = devices.with_mac(str(value), cluster.new_mac) if NET_RE.match(key) else value
+        if str(cfg.get("vmgenid")) == "1":
+            cfg["vmgenid"] = str(uuid.uuid4())
         vm.config = cfg
         for key, value in list(cfg.items()):
             if DISK_RE.match(key):
                 cfg[key] = _allocate_disk(cluster, vm, str(value))
+        if "boot" not in cfg and (boot := devices.default_boot(cfg)) is not None:
+            cfg["boot"] = boot
         if template:
             cfg["template"] = 1
         if start:

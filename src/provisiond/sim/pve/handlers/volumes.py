@@ -82,7 +82,8 @@ async def clone(call: Call) -> object:
     dest = target or src.node
 
     async def body(ctx: TaskContext) -> None:
-        await ctx.progress_to(0.05, min(0.2, duration * 0.05))
+        first = min(0.2, duration * 0.05)  # the placeholder appears early, as on PVE
+        await ctx.progress_to(0.05, first)
         # the worker takes its locks and writes the placeholder (SEMANTICS addendum)
         if newid in cluster.vms:
             raise TaskError(
@@ -130,7 +131,7 @@ async def clone(call: Call) -> object:
         cfg["name"] = name or f"Copy-of-VM-{src.name}"
         if description is not None:
             cfg["description"] = description
-        await ctx.progress_to(0.95, duration * 0.9)
+        await ctx.progress_to(0.95, duration * 0.95 - first)  # the whole task takes `duration`
         await ctx.progress_to(1.0, duration * 0.05)
         placeholder.config = cfg
         placeholder.node = dest  # the config moves to the target at the end

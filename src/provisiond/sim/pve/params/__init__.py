@@ -7,18 +7,24 @@ serves a subset of each method's parameters; docs/simulator.md lists what that m
 The table's facts come from the PVE 8.4 API schema; ``tests/sim/test_pve_contract.py`` checks it
 against ``../shared/proxmox/pve-api-schema.json`` parameter by parameter.
 
-One module per endpoint family (``cluster``, ``qemu``, ``access``) over the shapes in
+One module per endpoint family (``cluster``, ``qemu``, ``vmstate``, ``access``; the VM
+options in ``vmoptions``) over the shapes in
 ``schema``. ``propstring=True`` marks a property-string format (a dict in the schema); the
 simulator parses those values itself (``validation.py``).
 """
 
 from __future__ import annotations
 
-from provisiond.sim.pve.params import access, cluster, qemu
+from provisiond.sim.pve.params import access, cluster, qemu, vmstate
 from provisiond.sim.pve.params.schema import Endpoint, P
 
 __all__ = ["BY_ROUTE", "ENDPOINTS", "Endpoint", "P"]
 
-ENDPOINTS: tuple[Endpoint, ...] = (*cluster.ENDPOINTS, *qemu.ENDPOINTS, *access.ENDPOINTS)
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *cluster.ENDPOINTS,
+    *qemu.ENDPOINTS,
+    *vmstate.ENDPOINTS,
+    *access.ENDPOINTS,
+)
 BY_ROUTE: dict[tuple[str, str], Endpoint] = {(e.method, e.path): e for e in ENDPOINTS}
 assert len(BY_ROUTE) == len(ENDPOINTS), "one table entry per route"

@@ -3,7 +3,25 @@ tasks, PCI mappings (read), pools, nodes, node status, PCI hardware, storage and
 
 from __future__ import annotations
 
-from provisiond.sim.pve.params.schema import NODE, OPTIONAL_VMID, Endpoint, P
+from provisiond.sim.pve.params.schema import CF, NODE, OPTIONAL_VMID, TIMEFRAME, Endpoint, P
+
+STORAGE_TYPES = (
+    "btrfs",
+    "cephfs",
+    "cifs",
+    "dir",
+    "esxi",
+    "glusterfs",
+    "iscsi",
+    "iscsidirect",
+    "lvm",
+    "lvmthin",
+    "nfs",
+    "pbs",
+    "rbd",
+    "zfs",
+    "zfspool",
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/version", {}, returns=("release", "repoid", "version")),
@@ -111,4 +129,37 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         },
         returns=("n", "t"),
     ),
+    # the reads common clients start with (handlers/info.py, handlers/pools.py)
+    Endpoint(
+        "GET", "/nodes/{node}/version", {"node": NODE}, returns=("release", "repoid", "version")
+    ),
+    Endpoint("GET", "/cluster/ha/status/current", {}, returns=("id", "node", "status", "type")),
+    Endpoint("GET", "/nodes/{node}/lxc", {"node": NODE}, returns=("status", "vmid")),
+    Endpoint(
+        "GET",
+        "/nodes/{node}/rrddata",
+        {"cf": CF, "node": NODE, "timeframe": TIMEFRAME},
+    ),
+    Endpoint(
+        "GET",
+        "/pools/{poolid}",
+        {
+            "poolid": P("string", optional=False, fmt="pve-poolid"),
+            "type": P("string", enum=("qemu", "lxc", "storage")),
+        },
+        returns=("members",),
+    ),
+    Endpoint(
+        "PUT",
+        "/pools/{poolid}",
+        {
+            "allow-move": P("boolean"),
+            "comment": P("string"),
+            "delete": P("boolean"),
+            "poolid": P("string", optional=False, fmt="pve-poolid"),
+            "storage": P("string", fmt="pve-storage-id-list"),
+            "vms": P("string", fmt="pve-vmid-list"),
+        },
+    ),
+    Endpoint("GET", "/storage", {"type": P("string", enum=STORAGE_TYPES)}, returns=("storage",)),
 )

@@ -9,6 +9,7 @@ share the VM options (``VM_OPTIONS``); each adds its own control parameters.
 from __future__ import annotations
 
 from provisiond.sim.pve.params.schema import NODE, VMID, Endpoint, P
+from provisiond.sim.pve.params.vmoptions import VM_OPTIONS
 
 # highest index + 1 of each numbered parameter (qemu-server's MAX_* constants)
 NUMBERED = {
@@ -21,6 +22,10 @@ NUMBERED = {
     "ipconfig": 32,
     "serial": 4,
     "unused": 256,
+    "numa": 8,
+    "parallel": 3,
+    "usb": 14,
+    "virtiofs": 10,
 }
 DISKS = (
     *(f"ide{i}" for i in range(4)),
@@ -30,67 +35,13 @@ DISKS = (
     "efidisk0",
     "tpmstate0",
 )
-_OSTYPES = (
-    "other",
-    "wxp",
-    "w2k",
-    "w2k3",
-    "w2k8",
-    "wvista",
-    "win7",
-    "win8",
-    "win10",
-    "win11",
-    "l24",
-    "l26",
-    "solaris",
-)
-_SCSIHW = ("lsi", "lsi53c810", "virtio-scsi-pci", "virtio-scsi-single", "megasas", "pvscsi")
 
-# the VM options the simulator accepts on create and on config writes
-VM_OPTIONS: dict[str, P] = {
-    "vmid": VMID,
-    "node": NODE,
-    "acpi": P("boolean"),
-    "agent": P("string", propstring=True),
-    "balloon": P("integer", minimum=0),
-    "bios": P("string", enum=("seabios", "ovmf")),
-    "boot": P("string", fmt="pve-qm-boot"),
-    "cipassword": P("string"),
-    "citype": P("string", enum=("configdrive2", "nocloud", "opennebula")),
-    "ciuser": P("string"),
-    "cores": P("integer", minimum=1),
-    "cpu": P("string", fmt="pve-vm-cpu-conf"),
-    "description": P("string", max_length=8192),
-    "hostpci[n]": P("string", fmt="pve-qm-hostpci"),
-    "ide[n]": P("string", propstring=True),
-    "ipconfig[n]": P("string", fmt="pve-qm-ipconfig"),
-    "machine": P("string", propstring=True),
-    "memory": P("string", propstring=True),
-    "name": P("string", fmt="dns-name"),
-    "nameserver": P("string", fmt="address-list"),
-    "net[n]": P("string", propstring=True),
-    "numa": P("boolean"),
-    "onboot": P("boolean"),
-    "ostype": P("string", enum=_OSTYPES),
-    "protection": P("boolean"),
-    "sata[n]": P("string", propstring=True),
-    "scsi[n]": P("string", propstring=True),
-    "scsihw": P("string", enum=_SCSIHW),
-    "searchdomain": P("string"),
-    "sockets": P("integer", minimum=1),
-    "sshkeys": P("string", fmt="urlencoded"),
-    "tags": P("string", fmt="pve-tag-list"),
-    "virtio[n]": P("string", propstring=True),
-    "vga": P("string", propstring=True),
-    "serial[n]": P("string", pattern="(/dev/.+|socket)"),
-    "smbios1": P("string", fmt="pve-qm-smbios1", max_length=512),
-}
 # PUT (sync) and POST (async) …/config; POST adds background_delay
 _CONFIG_WRITE: dict[str, P] = {
     **VM_OPTIONS,
     "delete": P("string", fmt="pve-configid-list"),
     "digest": P("string", max_length=40),
+    "force": P("boolean"),
     "revert": P("string", fmt="pve-configid-list"),
     "skiplock": P("boolean"),
 }
@@ -109,6 +60,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/nodes/{node}/qemu",
         {
             **VM_OPTIONS,
+            "force": P("boolean"),
             "pool": P("string", fmt="pve-poolid"),
             "start": P("boolean"),
             "storage": P("string", fmt="pve-storage-id"),

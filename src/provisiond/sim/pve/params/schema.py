@@ -45,3 +45,5 @@ class Endpoint:
 NODE = P("string", optional=False, fmt="pve-node")
 VMID = P("integer", optional=False, fmt="pve-vmid", minimum=100, maximum=999999999)
 OPTIONAL_VMID = P("integer", fmt="pve-vmid", minimum=100, maximum=999999999)
+TIMEFRAME = P("string", optional=False, enum=("hour", "day", "week", "month", "year"))
+CF = P("string", enum=("AVERAGE", "MAX"))
