@@ -107,7 +107,9 @@ def settings_for(
     interval: float = 60.0,
     log_level: str = "warning",
 ) -> Settings:
-    """Settings that point the daemon at ``sim``, polling as fast as its ``time_scale``."""
+    """Settings that point the daemon at ``sim``, polling as fast as its ``time_scale``.
+    Leader election is off: a sandbox never takes a Lease in whatever cluster ``$KUBECONFIG``
+    names."""
     tokenid, _, secret = sim.token.rpartition("=")
     return Settings(
         proxmox={"url": sim.url, "token_id": tokenid, "token_secret": secret, "ca_bundle": sim.ca},
@@ -115,6 +117,7 @@ def settings_for(
         daemon={"interval": interval},
         executor=executor_settings(time_scale),
         log={"format": "console", "level": log_level},
+        leader_election={"enabled": False},
     )
 
 
