@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import EXECUTOR, Proc, converged, example, run_daemon
+from e2e_support import EXECUTOR, Proc, converged, example, metrics_url, run_daemon
+from prometheus_client.parser import text_string_to_metric_families
 
+from metrics_support import get
 from provisiond.sim.kube import KubeSim
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import running_simulator
@@ -138,6 +140,17 @@ def started_by(world: World, token: str, since: int) -> bool:
     return (token, "POST", START) in world.mutating(since)
 
 
+def leader_gauge(d: Daemon) -> float | None:
+    """``leader_election_master_status{name="provisiond"}`` on the daemon's /metrics."""
+    text = get(f"{metrics_url(d.proc)}/metrics")[2].decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "leader_election_master_status":
+                assert sample.labels == {"name": "provisiond"}
+                return sample.value
+    return None
+
+
 def stop_all(*daemons: Daemon) -> None:
     for d in daemons:
         if d.proc.popen.poll() is None:
@@ -155,6 +168,8 @@ def test_one_acts_kill9_and_sigterm_fail_over(world: World) -> None:
         assert {who for who, _, _ in world.mutating()} == {leader.token}
         standby.wait("plan_ready", role="standby")
         assert world.holder() == leader.name
+        assert (leader_gauge(leader), leader_gauge(standby)) == (1.0, 0.0)
+        assert get(f"{metrics_url(standby.proc)}/readyz")[0] == 200  # a warm standby is ready
 
         # kill -9 of the leader: the standby acts within lease + retry (+ one cycle).
         vmid = running_vm(world)
@@ -166,7 +181,9 @@ def test_one_acts_kill9_and_sigterm_fail_over(world: World) -> None:
         assert world.holder() == standby.name
 
         # SIGTERM of the (new) leader: released, a third replica takes over within 5 s.
-        c = daemon(world, "replica-c")
+        # A short interval: the VM is stopped after c's first cycle as leader (the one its
+        # acquisition triggers), so c sees it at its next cycle, not 30 s later.
+        c = daemon(world, "replica-c", interval=0.5)
         c.wait("leader_standby", holder=standby.name)
         took_exit = standby.proc.terminate(30)
         assert took_exit < 30
