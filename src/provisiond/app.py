@@ -12,11 +12,21 @@ client reports each request to telemetry, the writer each task's duration to the
 manager runs the reconciler, the spec watcher, and — when enabled — the HTTP endpoint
 (``/metrics``, ``/healthz``, ``/readyz``) and the MQTT publisher, whose commands reach the
 reconciler through ``ReconcilerCommands``.
+
+Leader election (``leader_election.*``, on when Kubernetes is configured; only for ``run`` and
+``demo``, which run the manager): the elector (``runtime.leader``) runs beside them; the
+``Fence`` it answers guards every mutating Proxmox request; the reconciler plans as a standby
+but executes only through ``may_act``; a new leader triggers a cycle at once; the transitions
+feed ``leader_election_master_status{name}``, MQTT's ``leadership_changed`` event and status
+``role``, and the MQTT ``reconcile`` command obeys only the leader. Without election, ``run``
+holds ``InstanceLock`` in ``daemon.state_dir``: one daemon per machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +41,9 @@ from provisiond import __version__
 from provisiond.adapters.cluster_view import ClusterView
 from provisiond.adapters.health import Health
 from provisiond.adapters.httpserver import MetricsServer
+from provisiond.adapters.instance_lock import InstanceLock
 from provisiond.adapters.kube import KubeCalls, connection_source, kube_api
+from provisiond.adapters.kube_lease import KubeLease, pod_namespace
 from provisiond.adapters.kube_nodes import KubeNodes, NodeCache, NodeWatch
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.mqtt import MqttPublisher
@@ -51,6 +63,8 @@ from provisiond.core.planner import plan as core_plan
 from provisiond.core.privileges import missing, needed
 from provisiond.logging import configure_logging
 from provisiond.runtime.executor import Executor, ExecutorConfig
+from provisiond.runtime.fence import Fence
+from provisiond.runtime.leader import ElectionConfig, LeaderElector
 from provisiond.runtime.listeners import Listeners
 from provisiond.runtime.manager import Manager, Runnable
 from provisiond.runtime.reconciler import CycleListener, Reconciler
@@ -117,9 +131,13 @@ def build_proxmox(
     *,
     on_request: RequestObserver | None = None,
     on_task: Callable[[str, float], None] | None = None,
+    fence: Fence | None = None,
 ) -> ProxmoxParts:
-    """The client, observer and writer; ``on_request``/``on_task`` report to the metrics."""
-    client = ProxmoxClient(conn, on_request=on_request)
+    """The client, observer and writer; ``on_request``/``on_task`` report to the metrics;
+    ``fence`` guards every mutating request (leader election)."""
+    client = ProxmoxClient(
+        conn, on_request=on_request, guard=fence.sending if fence is not None else None
+    )
     observer = ProxmoxObserver(
         client, cache_ttl=settings.daemon.cache_ttl, self_vmid=settings.daemon.self_vmid
     )
@@ -160,9 +178,12 @@ class KubeParts:
         await self.calls.close()
 
 
-def build_kube(settings: Settings, metrics: Metrics | None = None) -> KubeParts | None:
+def build_kube(
+    settings: Settings, metrics: Metrics | None = None, fence: Fence | None = None
+) -> KubeParts | None:
     """The Kubernetes adapters, or ``None`` (logged with why) when Kubernetes is off. The
-    ApiClient is made on first use: loading a kubeconfig is a coroutine."""
+    ApiClient is made on first use: loading a kubeconfig is a coroutine. ``fence`` guards every
+    mutating Kubernetes request (leader election), as it does Proxmox's."""
     k8s = settings.kubernetes
     source = connection_source(k8s)
     if isinstance(source, str):
@@ -173,6 +194,7 @@ def build_kube(settings: Settings, metrics: Metrics | None = None) -> KubeParts 
         lambda: kube_api(k8s),
         request_timeout=k8s.request_timeout,
         on_request=metrics.observe_kubernetes_request if metrics is not None else None,
+        guard=fence.sending if fence is not None else None,
     )
     cache = NodeCache()
     return KubeParts(calls, KubeNodes(calls, cache), cache)
@@ -248,8 +270,8 @@ def executor_config(executor: ExecutorSettings) -> ExecutorConfig:
 
 @dataclass(slots=True)
 class Daemon:
-    """The daemon's pieces. ``server`` and ``mqtt`` are set when enabled and asked for
-    (``services``); ``manager`` runs them beside the reconciler and the spec watcher."""
+    """The daemon's pieces. ``server``, ``mqtt`` and ``election`` are set when enabled and asked
+    for (``services``); ``manager`` runs them beside the reconciler and the spec watcher."""
 
     parts: ProxmoxParts
     executor: Executor
@@ -264,12 +286,14 @@ class Daemon:
     commands: ReconcilerCommands | None = None
     kube: KubeParts | None = None
     node_watch: NodeWatch | None = None
+    fence: Fence | None = None
+    election: Election | None = None  # None: leader election off (one daemon per machine)
 
     def runnables(self) -> list[Runnable]:
         kube: list[Runnable | None] = [self.node_watch]
         if self.kube is not None:
             kube.append(_KubeClientCloser(self.kube))
-        services: list[Runnable | None] = [self.server, self.mqtt, *kube]
+        services: list[Runnable | None] = [self.election, self.server, self.mqtt, *kube]
         return [self.reconciler, self.watcher, *(r for r in services if r is not None)]
 
     def close(self) -> None:
@@ -309,8 +333,9 @@ def build_daemon(
     """Everything ``run`` and ``demo`` run. The metrics (one fresh ``CollectorRegistry``) and
     health always follow the runtime; with ``services`` (``run``, ``demo``; not ``apply``, which
     acts once and serves nothing) the HTTP endpoint is built when ``metrics.enabled`` and the
-    MQTT publisher when ``mqtt.url`` is set. ``action_listener``/``cycle_listener`` (the CLI's
-    progress) hear every event after telemetry and MQTT."""
+    MQTT publisher when ``mqtt.url`` is set, and the leader elector when leader election is on
+    (``apply`` has none: it acts once, as asked). ``action_listener``/``cycle_listener`` (the
+    CLI's progress) hear every event after telemetry and MQTT."""
     metrics = Metrics(
         CollectorRegistry(auto_describe=True),
         version=__version__,
@@ -319,19 +344,28 @@ def build_daemon(
     box: list[Reconciler] = []  # the health check reads the interval SIGHUP may change
     health = Health(interval=lambda: box[0].interval if box else settings.daemon.interval)
     telemetry = Telemetry(metrics, health)
+    elect = services and election_enabled(settings)
+    election = build_election(settings, metrics) if elect else None
+    fence = Fence(election.elector.may_act if election is not None else lambda: True)
+    if election is not None:
+        election.elector.set_drain(fence.drained)
     parts = build_proxmox(
         proxmox_connection(settings),
         settings,
         on_request=telemetry.proxmox_request,
         on_task=metrics.observe_proxmox_task,
+        fence=fence,
     )
     publisher = _publisher(settings, metrics) if services and settings.mqtt.enabled else None
     feed = [EventFeed(publisher)] if publisher is not None else []
+    if publisher is not None and election is not None:
+        publisher.update_status(role="leader" if election.is_leader() else "standby")
+        election.elector.subscribe(_leadership_events(feed[0], leading=election.is_leader()))
     listeners = Listeners(
         actions=[telemetry, *feed, *([action_listener] if action_listener else [])],
         cycles=[telemetry, *feed, *([cycle_listener] if cycle_listener else [])],
     )
-    kube = build_kube(settings, metrics)
+    kube = build_kube(settings, metrics, fence)
     observer = ClusterView(parts.observer, kube.nodes if kube is not None else None)
     executor = Executor(
         observer,
@@ -351,11 +385,18 @@ def build_daemon(
         debounce=debounce,
         read_only=settings.daemon.read_only,
         listener=listeners,
+        may_act=election.elector.may_act if election is not None else None,
     )
     box.append(reconciler)
+    if election is not None:  # a new leader acts at once, not after the standby's interval
+        election.elector.subscribe(
+            lambda leader: reconciler.trigger("leader_acquired") if leader else None
+        )
     commands = None
     if publisher is not None:
-        commands = ReconcilerCommands(reconciler)  # no leader election yet: always the leader
+        commands = ReconcilerCommands(
+            reconciler, leader=election.is_leader if election is not None else lambda: True
+        )
         publisher.set_commands(commands)
     server = None
     if services and settings.metrics.enabled:
@@ -376,7 +417,22 @@ def build_daemon(
         commands=commands,
         kube=kube,
         node_watch=watch,
+        fence=fence,
+        election=election,
     )
+
+
+def _leadership_events(feed: EventFeed, *, leading: bool) -> Callable[[bool], None]:
+    """The elector's hook for MQTT: a ``leadership_changed`` event (and the status ``role``) on
+    each real change — the elector also reports "standby" when it starts, which is no change."""
+    last = [leading]
+
+    def changed(leader: bool) -> None:
+        if leader != last[0]:
+            last[0] = leader
+            feed.leadership_changed(leader=leader)
+
+    return changed
 
 
 def reload_hook(
@@ -426,9 +482,10 @@ def manager(
     extra: Sequence[Runnable] = (),
     notifier: SystemdNotifier | None = None,
 ) -> Manager:
-    """The reconciler, the spec watcher, the metrics endpoint and MQTT when built, ``extra``;
-    with ``notifier`` (systemd), its WATCHDOG/STOPPING runnable — the watchdog pings only while
-    the health check says the loop is live — and RELOADING … READY around the reload hook."""
+    """The reconciler, the spec watcher, the elector, the metrics endpoint and MQTT when built,
+    ``extra``; with ``notifier`` (systemd), its WATCHDOG/STOPPING runnable — the watchdog pings
+    only while the health check says the loop is live — and RELOADING … READY around the reload
+    hook."""
     if notifier is not None:
         notifier.alive = lambda: daemon.health.live()[0]
         extra = [*extra, notifier]
@@ -438,3 +495,82 @@ def manager(
         shutdown_timeout=25.0,
         on_reload=(on_reload,) if on_reload is not None else (),
     )
+
+
+# -- leader election, or one daemon per machine (issue 17) --------------------------------------
+
+
+def kubernetes_configured(settings: Settings) -> bool:
+    """``kubernetes.enabled`` and a kubeconfig in the settings or ``$KUBECONFIG``, or running in
+    a pod (the same rule as the node adapters: ``adapters.kube.connection_source``)."""
+    return not isinstance(connection_source(settings.kubernetes), str)
+
+
+def election_enabled(settings: Settings) -> bool:
+    enabled = settings.leader_election.enabled
+    return kubernetes_configured(settings) if enabled is None else enabled
+
+
+def election_identity() -> str:
+    """The pod's name (``POD_NAME`` from the downward API), else ``<hostname>_<pid>``."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}"
+
+
+def state_dir(settings: Settings) -> Path:
+    if settings.daemon.state_dir is not None:
+        return settings.daemon.state_dir
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(systemd) if systemd else Path("/var/lib/provisiond")
+
+
+def instance_lock(settings: Settings) -> InstanceLock | None:
+    """Without leader election: the lock that keeps a second daemon on this machine out
+    (``acquire`` raises ``ConfigError`` naming the holder). None when election is on."""
+    return None if election_enabled(settings) else InstanceLock(state_dir(settings))
+
+
+@dataclass(slots=True)
+class Election:
+    """The elector as a manager runnable: it owns the Lease client and closes it."""
+
+    elector: LeaderElector
+    lease: KubeLease
+    name: str = "leader-election"
+
+    def is_leader(self) -> bool:
+        """Leadership as the elector's state machine stands (MQTT status and commands)."""
+        return self.elector.is_leader
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.elector.run(stop)
+        finally:
+            await self.lease.close()
+
+
+def build_election(settings: Settings, metrics: Metrics | None = None) -> Election:
+    """The elector on its Lease; ``metrics`` gets ``leader_election_master_status{name}``: 0
+    from the start (a standby), 1 while leading."""
+    le = settings.leader_election
+    namespace = le.namespace or pod_namespace() or "default"
+    lease = KubeLease(
+        name=le.name,
+        namespace=namespace,
+        kubeconfig=settings.kubernetes.kubeconfig,
+        context=settings.kubernetes.context,
+        request_timeout=max(1.0, le.retry_period),
+    )
+    config = ElectionConfig(
+        identity=election_identity(),
+        name=le.name,
+        namespace=namespace,
+        lease_duration=le.lease_duration,
+        renew_deadline=le.renew_deadline,
+        retry_period=le.retry_period,
+        release_timeout=le.release_timeout,
+    )
+    hooks: list[Callable[[bool], None]] = []
+    if metrics is not None:
+        metrics.set_leader(le.name, leader=False)
+        hooks.append(lambda leader: metrics.set_leader(le.name, leader=leader))
+    return Election(LeaderElector(lease, config, on_change=hooks), lease)

@@ -195,6 +195,11 @@ class DaemonSettings(BaseModel):
         default=None, ge=100, description="VMID of the VM provisiond runs in: never disrupted"
     )
     read_only: bool = Field(default=False, description="observe, plan and report; act on nothing")
+    state_dir: Path | None = Field(
+        default=None,
+        description="where the single-instance lock lives without leader election; "
+        "default $STATE_DIRECTORY (systemd StateDirectory=), else /var/lib/provisiond",
+    )
     cluster: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$",
@@ -226,6 +231,36 @@ class ExecutorSettings(BaseModel):
     )
 
 
+class LeaderElectionSettings(BaseModel):
+    """A coordination.k8s.io/v1 Lease decides which replica acts (seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(
+        default=None, description="default: on when Kubernetes is configured"
+    )
+    name: str = Field(default="provisiond", min_length=1, description="the Lease's name")
+    namespace: str | None = Field(
+        default=None, description="the Lease's namespace; default the pod's, else default"
+    )
+    lease_duration: float = Field(default=15.0, gt=0, description="how long a lease is valid")
+    renew_deadline: float = Field(
+        default=10.0, gt=0, description="the leader stops acting when no renew succeeded this long"
+    )
+    retry_period: float = Field(default=2.0, gt=0, description="between acquire/renew attempts")
+    release_timeout: float = Field(
+        default=10.0, gt=0, le=20, description="on stop, longest wait for calls in flight"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionSettings:
+        if self.lease_duration <= self.renew_deadline:
+            raise ValueError("lease_duration must be greater than renew_deadline")
+        if self.renew_deadline <= 1.2 * self.retry_period:
+            raise ValueError("renew_deadline must be greater than 1.2 * retry_period")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -239,9 +274,10 @@ class Settings(BaseSettings):
     spec: SpecSettings = Field(default_factory=SpecSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
-    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -30,27 +30,18 @@ from deploy_support import start_daemon
 
 from provisiond.adapters.specfile import load_desired
 from provisiond.cli.sandbox import executor_settings
-from provisiond.settings import Settings
 from provisiond.sim.kube.link import Membership, start_linked
 from provisiond.sim.pve.testing import EXAMPLES, running_simulator
 
 pytestmark = pytest.mark.e2e
 
 FLEET = EXAMPLES / "cps-gpu" / "fleet.yaml"
-# The chart's settings use these sections; provisiond accepts them once leader election is merged
-# (branch leader; metrics came with wiring). Until then the daemon refuses the file.
-SECTIONS = ("metrics", "leader_election", "kubernetes")
-MISSING = [s for s in SECTIONS if s not in Settings.model_fields]
 # Granted for the Kubernetes node adapter, which no merged code calls yet (kube-nodes,
 # kube-drain): remove each entry as soon as the recorded run shows the call.
 NOT_YET_CALLED = {
     ("get", "nodes"),
-    ("list", "nodes"),
-    ("watch", "nodes"),
-    ("patch", "nodes"),
     ("list", "pods"),
     ("create", "pods/eviction"),
-    ("create", "events"),
     ("patch", "events"),
 }
 
@@ -119,11 +110,6 @@ def _get(url: str) -> int:
         return 0
 
 
-@pytest.mark.xfail(
-    bool(MISSING),
-    reason=f"settings sections {MISSING} are not merged yet (branch leader)",
-    strict=True,
-)
 @pytest.mark.timeout(240)
 def test_rendered_chart_runs_converges_and_uses_exactly_its_rbac(tmp_path: Path) -> None:
     desired = load_desired([FLEET])

@@ -41,7 +41,8 @@ def write_settings(
 ) -> Path:
     """A settings file for ``provisiond run``/``apply`` against ``sim``. The metrics endpoint
     binds a free loopback port (the daemon logs it as ``metrics_serving``): daemons of parallel
-    tests never collide on the default port. ``sections`` adds or replaces settings sections."""
+    tests never collide on the default port. The single-instance lock (no leader election here)
+    lives in ``tmp/state``, not /var/lib. ``sections`` adds or replaces settings sections."""
     tokenid, _, secret = sim.token.rpartition("=")
     secret_file = tmp / "token"
     secret_file.write_text(secret)
@@ -56,9 +57,9 @@ def write_settings(
                     "ca_bundle": sim.ca_path,
                 },
                 "spec": {"paths": [str(spec)]},
-                "daemon": {"interval": interval},
                 "executor": EXECUTOR,
                 "log": {"format": "json", "level": "info"},
+                "daemon": {"interval": interval, "state_dir": str(tmp / "state")},
                 "metrics": {"bind": "127.0.0.1:0"},
             }
             | (sections or {})
@@ -108,9 +109,15 @@ class Proc:
         return time.monotonic() - started
 
 
-def start(tmp: Path, *args: str, name: str = "daemon", stdin: int | None = None) -> Proc:
+def start(
+    tmp: Path,
+    *args: str,
+    name: str = "daemon",
+    stdin: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Proc:
     log = tmp / f"{name}-{time.monotonic_ns()}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("PROVISIOND_CONFIG", None)
     handle = log.open("wb")
     popen = subprocess.Popen(
@@ -124,15 +131,11 @@ def start(tmp: Path, *args: str, name: str = "daemon", stdin: int | None = None)
     return Proc(popen, log)
 
 
-def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
+def run_daemon(
+    tmp: Path, cfg: Path, *extra: str, name: str = "daemon", env: dict[str, str] | None = None
+) -> Proc:
     return start(
-        tmp,
-        "run",
-        "--config",
-        str(cfg),
-        "--follow-up",
-        "0.05",
-        *extra,
+        tmp, "run", "--config", str(cfg), "--follow-up", "0.05", *extra, name=name, env=env
     )
 
 

@@ -23,6 +23,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -187,7 +188,9 @@ class KubeCalls:
     """Runs Kubernetes calls: times them for ``on_request`` and maps their errors.
 
     ``api`` is the ApiClient, or an async factory of it (``lambda: kube_api(settings)``) for
-    wiring that runs before the event loop does: the client is then made on first use."""
+    wiring that runs before the event loop does: the client is then made on first use.
+    ``guard`` (leader election's ``Fence.sending``) wraps every mutating call right before it is
+    sent: a process that no longer holds the lease raises instead of writing."""
 
     def __init__(
         self,
@@ -196,7 +199,9 @@ class KubeCalls:
         request_timeout: float = 10.0,
         on_request: RequestObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        guard: Callable[[str, str], AbstractContextManager[None]] | None = None,
     ) -> None:
+        self._guard = guard
         self._api = api if isinstance(api, kclient.ApiClient) else None
         self._factory = None if isinstance(api, kclient.ApiClient) else api
         self.request_timeout = request_timeout
@@ -222,6 +227,12 @@ class KubeCalls:
 
     async def call(self, method: str, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
         """``fn()`` (one request to ``endpoint``, a template); errors as ``map_error``."""
+        if self._guard is not None and method != "GET":
+            with self._guard(method, endpoint):
+                return await self._timed(method, endpoint, fn)
+        return await self._timed(method, endpoint, fn)
+
+    async def _timed(self, method: str, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
         started = self._clock()
         failure: BaseException | None = None
         try:

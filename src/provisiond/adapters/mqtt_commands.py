@@ -60,8 +60,8 @@ def _always_leader() -> bool:
 
 
 class ReconcilerCommands:
-    """``Commands`` for one reconciler. ``leader`` tells whether this instance leads (until
-    leader election exists: always)."""
+    """``Commands`` for one reconciler. ``leader`` tells whether this instance leads (the
+    elector's state; without leader election: always)."""
 
     def __init__(
         self, control: ReconcileControl, *, leader: Callable[[], bool] = _always_leader

@@ -12,6 +12,12 @@ Rules this module keeps (DESIGN §2, §6; SEMANTICS.md §1-3):
   is URL-encoded as PVE requires.
 - Every call is reported to ``on_request(method, endpoint_template, code, seconds)`` — metrics
   get bounded labels (the template, never a VMID).
+- Every mutating call (not GET) passes ``guard(method, endpoint_template)`` on its request thread
+  immediately before it is sent (leader election's fence, ``runtime.fence``): the guard may
+  refuse by raising, and then nothing is sent. Checked there, not when the call is queued, since
+  a call can wait for a slot (``max_concurrent``) behind slow reads. A call whose caller
+  gave up still runs to its answer inside the guard (daemon threads), so the fence's in-flight
+  count stays true.
 - Failures become the core's exception tree (``core.pve_errors``), raised ``from`` the original;
   messages carry the endpoint template and PVE's reason, never the token secret.
 - Failing to talk to the API at all is one of ``core.errors.ACCESS_ERRORS`` with a one-line
@@ -29,6 +35,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -48,6 +55,9 @@ from provisiond.core.pve_errors import error_for
 
 class RequestObserver(Protocol):
     def __call__(self, method: str, endpoint: str, code: str, seconds: float) -> None: ...
+
+
+Guard = Callable[[str, str], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,7 @@ class ProxmoxClient:
         *,
         on_request: RequestObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        guard: Guard | None = None,
     ) -> None:
         parts = urlsplit(conn.url)
         if parts.scheme != "https" or not parts.hostname:
@@ -181,6 +192,7 @@ class ProxmoxClient:
         self._port = parts.port or 8006
         self._on_request = on_request
         self._clock = clock
+        self._guard = guard
         self._slots = asyncio.Semaphore(conn.max_concurrent)
         self._idle: list[_Session] = []
         self._idle_lock = threading.Lock()
@@ -218,6 +230,14 @@ class ProxmoxClient:
     def _call(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
         """Runs on a request thread. A ticket the server no longer accepts (expired, or the
         server restarted) is replaced by one fresh login, once; tokens are never retried."""
+        if method != "GET" and self._guard is not None:
+            with self._guard(method, template):
+                return self._call_in_session(method, template, path, params)
+        return self._call_in_session(method, template, path, params)
+
+    def _call_in_session(
+        self, method: str, template: str, path: str, params: dict[str, Any]
+    ) -> Any:
         with self._idle_lock:
             session = self._idle.pop() if self._idle else _Session()
         try:

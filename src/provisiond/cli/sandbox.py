@@ -155,7 +155,8 @@ def settings_for(
     log_level: str = "warning",
 ) -> Settings:
     """Settings that point the daemon at ``sim`` (and its Kubernetes simulator when it runs;
-    else Kubernetes is off), polling as fast as its ``time_scale``."""
+    else Kubernetes is off), polling as fast as its ``time_scale``. Leader election is off: a
+    sandbox never takes a Lease in whatever cluster ``$KUBECONFIG`` names."""
     tokenid, _, secret = sim.token.rpartition("=")
     kubernetes: dict[str, Any] = {"enabled": False}
     if sim.kubeconfig is not None:
@@ -171,6 +172,7 @@ def settings_for(
         executor=executor_settings(time_scale),
         log={"format": "console", "level": log_level},
         kubernetes=kubernetes,
+        leader_election={"enabled": False},
     )
 
 

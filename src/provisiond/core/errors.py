@@ -11,7 +11,9 @@ Retryability lives in the type, not in the call site (STYLE.md §4)::
     │   ├── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
     │   └── TLSError                  the server's certificate is not trusted (CA, host name)
     ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
-    └── ConfigError                   the daemon's own settings are unusable
+    ├── ConfigError                   the daemon's own settings are unusable
+    └── NotLeaderError                this process may not act now (lease lost, not yet held,
+                                      or stopping): the call was not sent; not retried here
 
 ``ACCESS_ERRORS`` — unreachable, TLS, authentication — say the daemon cannot talk to Proxmox at
 all, whatever it asked: a one-shot command fails with their one-line message (exit 1), the
@@ -99,3 +101,9 @@ class SpecError(ProvisiondError):
 
 class ConfigError(ProvisiondError):
     """The daemon's settings are unusable (missing secret file, bad URL, …)."""
+
+
+class NotLeaderError(ProvisiondError):
+    """A mutating call was refused before it was sent: this process does not hold an unexpired
+    lease (or is stopping). Neither transient nor permanent for the object: the action is
+    skipped, the object is not backed off, and whoever leads will plan it afresh."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from provisiond.core.desired import DesiredState, Taint
@@ -209,3 +210,33 @@ class KubeWriter(Protocol):
     ) -> None:
         """A Kubernetes Event on the Node (``source.component=provisiond``)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A ``coordination.k8s.io/v1`` Lease's election fields as stored (``version`` is its
+    ``resourceVersion``, ``""`` for a record not yet stored). ``holder`` is ``""`` when nobody
+    holds it (released). Times are timezone-aware UTC; they are for people and other clients
+    reading the lease: electors judge expiry by their own monotonic clock, never by these."""
+
+    holder: str
+    duration_seconds: int
+    acquire_time: datetime | None = None
+    renew_time: datetime | None = None
+    transitions: int = 0
+    version: str = ""
+
+
+class LeaseClient(Protocol):
+    """One named Lease. ``update`` is guarded by ``record.version`` (optimistic concurrency):
+    a record changed since it was read raises ``TransientError`` (409), as does a server error;
+    ``create`` of a Lease that exists raises ``TransientError`` (409 AlreadyExists). No call
+    retries on its own: the elector's next round is the retry."""
+
+    async def get(self) -> LeaseRecord | None:
+        """The Lease, or None when it does not exist (404)."""
+        ...
+
+    async def create(self, record: LeaseRecord) -> LeaseRecord: ...
+
+    async def update(self, record: LeaseRecord) -> LeaseRecord: ...

@@ -81,6 +81,7 @@ from provisiond.core.actions import (
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import (
     LockedError,
+    NotLeaderError,
     PermanentError,
     ProvisiondError,
     TransientError,
@@ -289,6 +290,8 @@ class Executor:
             outcome, detail, retry = Outcome.INTERRUPTED, str(exc), None
         except ReplanSignal as exc:
             outcome, detail, retry = Outcome.SKIPPED, str(exc), 0.0
+        except NotLeaderError as exc:  # the fence refused a call: not this object's failure
+            outcome, detail, retry = Outcome.SKIPPED, str(exc), None
         except RequeueSignal as exc:  # changed under us: the next observation decides
             outcome, detail, retry = Outcome.REQUEUED, str(exc), 0.0
         except LockedError as exc:

@@ -28,6 +28,8 @@ Invariants:
 - a spec that fails to load never reaches the planner: the last good spec is kept and acted on,
   and the error (every issue with file:line) is reported each time the files change;
 - ``read_only``: observe, plan and report; never execute;
+- ``may_act`` (leader election): a standby observes and plans (staying warm) but never
+  executes, and its cycles come at the timer's pace, not the follow-up's;
 - Proxmox that cannot be talked to at all (``core.errors.ACCESS_ERRORS``: unreachable, TLS, a
   rejected token) is a state of its own, not a failed read: one ``proxmox_access_failed`` error
   event per distinct cause (and ``proxmox_access_restored`` once it passes), nothing planned,
@@ -76,6 +78,7 @@ class CycleResult:
     error: str | None = None  # the cycle failed (nothing was planned or executed)
     spec_error: SpecError | None = None  # the spec on disk is invalid (last good one used)
     read_only: bool = False
+    standby: bool = False  # planned but not executed: another replica holds the lease
     access: str | None = None  # "unreachable" / "tls" / "auth": Proxmox could not be talked to
 
     @property
@@ -161,6 +164,7 @@ class Reconciler:
         cycle_burst: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         listener: CycleListener | None = None,
+        may_act: Callable[[], bool] | None = None,
         auth_backoff: float = 60.0,
         auth_backoff_max: float = 900.0,
     ) -> None:
@@ -175,6 +179,7 @@ class Reconciler:
         self._clock = clock
         self._rate = CycleRate(clock=clock, rate=max_cycle_rate, burst=cycle_burst)
         self._listener = listener
+        self._may_act = may_act or (lambda: True)
         self._triggers = _Triggers()
         self._ids = itertools.count(1)
         self._cycle_lock = asyncio.Lock()
@@ -246,14 +251,14 @@ class Reconciler:
         if result.incomplete:
             delay = retry_soon  # a read failed: look again soon, not after the full interval
         report = result.report
-        if result.plan.waiting:
+        if result.plan.waiting and not result.standby:  # a standby waits on nothing
             delay = min(delay, self.follow_up)
         if report is not None:
             if report.progressed and not result.converged:
                 delay = min(delay, self.debounce)  # keep converging: the next step is planned
             if report.retry_after is not None:
                 delay = min(delay, max(self.debounce, report.retry_after))
-        elif not result.plan.empty and not self.read_only:
+        elif not result.plan.empty and not self.read_only and not result.standby:
             delay = min(delay, self.follow_up)
         return delay
 
@@ -368,8 +373,10 @@ class Reconciler:
             log.info("proxmox_access_restored", cause=self._access.kind)
             self._access = None
         plan = self._planner(desired, observed)
+        standby = not self._may_act()
         log.info(
             "plan_ready",
+            role="standby" if standby else "leader",
             triggers=list(reasons),
             actions=len(plan.actions),
             blocked=len(plan.blocked),
@@ -379,7 +386,7 @@ class Reconciler:
         )
         report: ExecutionReport | None = None
         self._executor.planned(plan)
-        if not self.read_only and not plan.empty and not stop.is_set():
+        if not self.read_only and not standby and not plan.empty and not stop.is_set():
             report = await self._executor.execute(
                 plan, desired=desired, observed=observed, stop=stop
             )
@@ -393,6 +400,7 @@ class Reconciler:
             report=report,
             spec_error=self._spec.error,
             read_only=self.read_only,
+            standby=standby,
         )
         log.info(
             "reconcile_finished",

@@ -15,7 +15,12 @@ come later — Proxmox down, the CA file replaced, the token revoked — are log
 (``proxmox_access_failed``) and retried on a backoff (minutes for authentication); the daemon
 keeps running, not ready, with its last good spec.
 
-Exit codes: 0 stopped by a signal, 1 error (settings, or a component failed).
+With Kubernetes configured, replicas elect a leader on a Lease (``leader_election.*``): only the
+leader acts, standbys observe; SIGTERM releases the lease after calls in flight are answered.
+Without it, a lock in ``daemon.state_dir`` refuses a second daemon on the same machine.
+
+Exit codes: 0 stopped by a signal, 1 error (settings, another daemon running here, or a
+component failed).
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ def _run(args: argparse.Namespace) -> int:
         configure_logging(
             fmt=settings.log.format, level=settings.log.level, secrets=settings.secret_values()
         )
+        lock = app.instance_lock(settings)
+        if lock is not None:
+            lock.acquire()
         notifier = app.systemd_notifier(os.environ)
         built = app.build_daemon(settings, follow_up=args.follow_up, cycle_listener=notifier)
     except ProvisiondError as exc:
@@ -56,6 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         return print_error(exc.exceptions[0])
     finally:
         built.close()
+        if lock is not None:
+            lock.release()
     return 0
 
 

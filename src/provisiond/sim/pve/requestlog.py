@@ -1,6 +1,6 @@
 """The request log: every request the simulator answered — 501s, 401s and 4xx included — with
-its method, path, endpoint template, parameters, status and duration, and a summary by
-(method, endpoint template, status).
+its method, path, endpoint template, parameters, status, duration and sender (``authid``), and
+a summary by (method, endpoint template, status).
 
 A record is appended when the request arrives (so a held request is already visible, status
 ``0``) and completed when it is answered. The summary counts only answered requests and is
@@ -28,6 +28,7 @@ class RequestRecord:
     status: int = 0  # 0 while the request is being served
     duration: float = 0.0  # wall seconds from arrival to answer
     latency: float = 0.0  # wall seconds of injected latency (faults) within ``duration``
+    authid: str = ""  # who sent it: the user or API token id ("" before authentication)
 
 
 @dataclass

@@ -186,6 +186,7 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
             return await _unauthorized(cluster, exc.reason)
         except PveError as exc:
             return _error(exc.status, exc.message, exc.errors)
+        record.authid = user
         node = found.path_vars.get("node")
         vmid = found.path_vars.get("vmid")
         try:
