@@ -17,6 +17,7 @@ from provisiond.core.desired import (
     DesiredState,
     DesiredVM,
     DiskSpec,
+    DrainPolicy,
     GpuRequest,
     IpConfig,
     KubeNodeSpec,
@@ -76,6 +77,9 @@ def resolve_policy(p: PolicySpec) -> Policy:
             cpu_threshold=p.rebalance.cpu_threshold,
         ),
         maintenance=tuple(p.maintenance),
+        drain=DrainPolicy(
+            timeout=float(p.drain.timeout), delete_empty_dir_data=p.drain.delete_empty_dir_data
+        ),
     )
 
 

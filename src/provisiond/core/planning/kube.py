@@ -36,7 +36,18 @@ def drain(s: PlanState, d: DesiredVM, n: KubeNode | None, why: str) -> None:
         return
     if not n.unschedulable:
         s.emit(Cordon(id=f"cordon:{n.name}", reason=why, node=n.name, vmid=d.vmid), d.vmid)
-    s.emit(Drain(id=f"drain:{n.name}", reason=why, node=n.name, vmid=d.vmid), d.vmid)
+    policy = s.fleet(d).policy.drain
+    s.emit(
+        Drain(
+            id=f"drain:{n.name}",
+            reason=why,
+            node=n.name,
+            vmid=d.vmid,
+            timeout=policy.timeout,
+            delete_empty_dir_data=policy.delete_empty_dir_data,
+        ),
+        d.vmid,
+    )
 
 
 def uncordon(s: PlanState, d: DesiredVM, n: KubeNode, why: str) -> None:
