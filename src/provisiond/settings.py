@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 from yaml import YAMLError
 
+from provisiond.adapters.kube import KubernetesSettings
 from provisiond.core.errors import ConfigError
 
 ENV_PREFIX = "PROVISIOND_"
@@ -175,6 +176,7 @@ class Settings(BaseSettings):
     spec: SpecSettings = Field(default_factory=SpecSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @classmethod
     def settings_customise_sources(

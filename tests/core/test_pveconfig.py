@@ -149,3 +149,17 @@ def test_source_ref_names_file_and_line() -> None:
 
     assert str(SourceRef("fleet.yaml", 42)) == "fleet.yaml:42"
     assert str(SourceRef()) == "<memory>"
+
+
+@pytest.mark.parametrize(
+    ("smbios1", "uuid"),
+    [
+        (None, None),
+        ("uuid=0D2B3C4E-AAAA-BBBB-CCCC-000000000001", "0d2b3c4e-aaaa-bbbb-cccc-000000000001"),
+        ("manufacturer=UUVNVQ==,uuid=abc,base64=1", "abc"),
+        ("manufacturer=x", None),
+    ],
+)
+def test_smbios_uuid_is_observed_lower_case(smbios1: str | None, uuid: str | None) -> None:
+    raw = {} if smbios1 is None else {"smbios1": smbios1}
+    assert parse_config(raw).smbios_uuid == uuid

@@ -123,6 +123,7 @@ class VMConfig:
     sshkeys: str | None = None  # decoded (plain), newline-separated
     tags: tuple[str, ...] = ()  # sorted, lower-case
     description: str = ""
+    smbios_uuid: str | None = None  # ``smbios1: uuid=…`` lower-case: the guest's system UUID
 
     def gpu_claims(self) -> dict[str, int]:
         """Devices held per mapping (one per ``hostpciN: mapping=…``)."""
@@ -177,6 +178,8 @@ class KubeNode:
     annotations: Mapping[str, str] = field(default_factory=dict)
     unschedulable: bool = False
     ready: bool = True
+    resource_version: str = ""  # metadata.resourceVersion: a patch applies only to this version
+    system_uuid: str | None = None  # status.nodeInfo.systemUUID (lower-case): the VM's smbios uuid
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from provisiond.core.desired import DesiredState
+from provisiond.core.desired import DesiredState, Taint
 from provisiond.core.errors import TransientError
-from provisiond.core.observed import ObservedState, ObservedVM, Task, VMConfig
+from provisiond.core.observed import KubeNode, ObservedState, ObservedVM, Task, VMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,12 @@ class StaleDigestError(TransientError):
     """A write's ``digest`` no longer matches (PVE: ``checksum mismatch (file change by other
     user?)``): the VM changed since it was read. Never retried as is — the VM is requeued and
     re-observed, and the next plan decides again."""
+
+
+class ConflictError(StaleDigestError):
+    """A Kubernetes write's ``resourceVersion`` no longer matches (409 Conflict): the object
+    changed since it was read. Like a stale digest it is requeued, never re-sent as is; the next
+    cycle re-reads and decides again."""
 
 
 class SpecSource(Protocol):
@@ -147,3 +153,43 @@ class ProxmoxWriter(Protocol):
         ...
 
     async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]: ...
+
+
+class KubeReader(Protocol):
+    """The Kubernetes nodes. ``nodes`` raises ``TransientError`` when the API is unreachable or
+    answers 5xx (the observation then marks Kubernetes unobserved)."""
+
+    async def nodes(self) -> tuple[KubeNode, ...]: ...
+
+
+_NO_CHANGE: Mapping[str, str | None] = {}
+
+
+class KubeWriter(Protocol):
+    """Mutating Kubernetes calls on nodes (and, for drains, their pods)."""
+
+    async def patch_node(
+        self,
+        name: str,
+        *,
+        resource_version: str,
+        labels: Mapping[str, str | None] = _NO_CHANGE,
+        taints: tuple[Taint, ...] | None = None,
+        unschedulable: bool | None = None,
+        annotations: Mapping[str, str | None] = _NO_CHANGE,
+    ) -> KubeNode:
+        """One merge patch of the node as read at ``resource_version``: ``labels`` and
+        ``annotations`` set (``None`` removes the key), ``taints`` the whole new list (``None``:
+        unchanged), ``unschedulable`` (``None``: unchanged). Raises ``ConflictError`` on 409."""
+        ...
+
+    async def node_event(
+        self,
+        node: str,
+        *,
+        reason: str,
+        message: str,
+        type: str = "Normal",  # noqa: A002 - the Event field's name (Normal | Warning)
+    ) -> None:
+        """A Kubernetes Event on the Node (``source.component=provisiond``)."""
+        ...

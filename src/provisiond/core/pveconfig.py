@@ -160,4 +160,13 @@ def parse_config(raw: Mapping[str, str]) -> VMConfig:
         sshkeys=percent_decode(sshkeys) if sshkeys is not None else None,
         tags=parse_tags(raw.get("tags", "")),
         description=raw.get("description", ""),
+        smbios_uuid=_smbios_uuid(raw.get("smbios1")),
     )
+
+
+def _smbios_uuid(value: str | None) -> str | None:
+    """``smbios1: uuid=…,manufacturer=…`` -> the uuid, lower-case (as the kubelet reports it)."""
+    if value is None:
+        return None
+    uuid = split_props(value)[1].get("uuid")
+    return uuid.lower() if uuid else None
