@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from provisiond.adapters.kube import KubeCalls
 from provisiond.adapters.kube_pods import KubePods
 from provisiond.core.errors import PermanentError, TransientError
 from provisiond.core.observed import Eviction, KubePod
@@ -66,7 +67,7 @@ def kube() -> Iterator[KubeSim]:
 @pytest.fixture
 async def pods(kube: KubeSim) -> AsyncIterator[KubePods]:
     async with aio_api_client(kube) as api:
-        yield KubePods(api)
+        yield KubePods(KubeCalls(api))
 
 
 async def test_pods_on_one_node_with_what_a_drain_needs(kube: KubeSim, pods: KubePods) -> None:
@@ -114,5 +115,5 @@ async def test_evict_maps_every_answer(kube: KubeSim, pods: KubePods) -> None:
 
 async def test_list_failure_is_transient(kube: KubeSim, pods: KubePods) -> None:
     kube.inject("pods", verb="list", status=500, times=1)
-    with pytest.raises(TransientError, match="list pods on node wk1: 500"):
+    with pytest.raises(TransientError, match="GET /api/v1/pods: 500"):
         await pods.pods_on("wk1")
