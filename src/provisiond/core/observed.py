@@ -57,6 +57,7 @@ class Host:
     memory_mib: int
     storages: tuple[Storage, ...] = ()
     pci_devices: tuple[PciDevice, ...] = ()
+    maintenance: bool = False  # Proxmox HA node maintenance mode: evacuated like policy.maintenance
 
     def storage(self, name: str) -> Storage | None:
         for s in self.storages:

@@ -23,6 +23,7 @@ from provisiond.core.guards import empty_refusal
 from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Blocked, Plan
 from provisiond.core.planning.creation import create
+from provisiond.core.planning.disruption import count_out
 from provisiond.core.planning.existing import manage
 from provisiond.core.planning.matching import match
 from provisiond.core.planning.ordering import ordered
@@ -46,6 +47,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: float) -> Plan:
     every = sorted((vm for f in s.fleets.values() for vm in f.vms), key=lambda d: d.vmid)
     missing = [d for d in every if match(s, d)]
     account(s)
+    count_out(s)
     for vmid in sorted(s.matched):
         manage(s, s.matched[vmid])
     for d in sorted(missing, key=lambda d: (d.gpus is None, d.vmid)):

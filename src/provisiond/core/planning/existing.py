@@ -59,6 +59,8 @@ def manage(s: PlanState, m: Match) -> None:
         configure(s, d, vm.host, drift, f"{adopt}set {', '.join(sorted(drift.keys))}")
     if stopping and power_off(s, d, vm, node, "desired power state is stopped"):
         running = False
+    elif stopping:
+        move = None  # its shutdown waits (reported), so it still runs: moved only once stopped
 
     final_host, restarted = vm.host, False
     if move is not None:

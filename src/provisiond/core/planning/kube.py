@@ -2,8 +2,9 @@
 
 A VM has a managed node only when its spec names one, Kubernetes was observed, the node exists
 and is not annotated ``provisiond.dev/paused``; with no Kubernetes configured nothing here
-emits. A node is uncordoned only when provisiond cordoned it (``provisiond.dev/cordoned``), the
-VM runs and should, and this plan does not disrupt it.
+emits. A node is uncordoned only when provisiond cordoned it (``provisiond.dev/cordoned``), it is
+Ready, the VM runs and should, and this plan does not disrupt it (this is how a GPU move
+interrupted after its start finishes: the next plans wait for Ready, then uncordon).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def converge_node(s: PlanState, d: DesiredVM, vm: ObservedVM, n: KubeNode) -> No
     if (
         n.unschedulable
         and CORDONED_ANNOTATION in n.annotations
+        and n.ready  # a moved or rebooted VM's node is back
         and vm.status is VMStatus.RUNNING
         and d.power is PowerState.RUNNING
         and d.vmid not in s.disrupted
