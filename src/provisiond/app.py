@@ -8,6 +8,7 @@ state of its own.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from provisiond.adapters.cluster_view import ClusterView
+from provisiond.adapters.kube import KubeCalls, connection_source, kube_api
+from provisiond.adapters.kube_nodes import NodeCache, NodeWatch
+from provisiond.adapters.kube_pods import NodesAndPods
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
 from provisiond.adapters.pve_actions import ProxmoxActions
@@ -126,6 +131,76 @@ def build_metrics() -> Metrics:
     return Metrics(CollectorRegistry(auto_describe=True))
 
 
+# -- Kubernetes: the nodes in the VMs (docs/kubernetes.md) ---------------------------------------
+
+
+@dataclass(slots=True)
+class KubeParts:
+    calls: KubeCalls
+    nodes: NodesAndPods  # KubeReader + KubeWriter (nodes, and pods for drains)
+    cache: NodeCache  # the node watch's copy, read by ``nodes`` while in sync
+
+    async def aclose(self) -> None:
+        await self.calls.close()
+
+
+def build_kube(settings: Settings, metrics: Metrics | None = None) -> KubeParts | None:
+    """The Kubernetes adapters, or ``None`` (logged with why) when Kubernetes is off. The
+    ApiClient is made on first use: loading a kubeconfig is a coroutine."""
+    k8s = settings.kubernetes
+    source = connection_source(k8s)
+    if isinstance(source, str):
+        log.info("kubernetes_off", reason=source, note="node labels, taints, drains not managed")
+        return None
+    log.info("kubernetes_on", source=source.describe())
+    calls = KubeCalls(
+        lambda: kube_api(k8s),
+        request_timeout=k8s.request_timeout,
+        on_request=metrics.observe_kubernetes_request if metrics is not None else None,
+    )
+    cache = NodeCache()
+    return KubeParts(calls, NodesAndPods(calls, cache), cache)
+
+
+def node_watch(kube: KubeParts, settings: Settings, reconciler: Reconciler) -> NodeWatch:
+    """The node watch: a change to a node the spec names (or provisiond manages) triggers a
+    cycle at once."""
+
+    def managed(name: str) -> bool:
+        desired = reconciler.desired
+        return desired is not None and any(
+            vm.kubernetes is not None and vm.kubernetes.node_name == name
+            for vm in desired.all_vms()
+        )
+
+    return NodeWatch(
+        kube.nodes, kube.cache, settings.kubernetes, on_change=reconciler.trigger, managed=managed
+    )
+
+
+class _KubeClientCloser:
+    """Closes the Kubernetes client when the daemon stops (it lives on the daemon's loop)."""
+
+    name = "kube-client"
+
+    def __init__(self, kube: KubeParts) -> None:
+        self._kube = kube
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        await self._kube.aclose()
+
+
+async def observe_all(settings: Settings, parts: ProxmoxParts) -> ObservedState:
+    """One observation of Proxmox and (when configured) Kubernetes, for ``plan``."""
+    kube = build_kube(settings)
+    try:
+        return await ClusterView(parts.observer, kube.nodes if kube else None).observe()
+    finally:
+        if kube is not None:
+            await kube.aclose()
+
+
 # -- the daemon: executor, reconciler, spec watcher, manager -----------------------------------
 
 
@@ -160,9 +235,18 @@ class Daemon:
     reconciler: Reconciler
     watcher: SpecWatcher
     metrics: Metrics
+    observer: ClusterView  # Proxmox + Kubernetes
+    kube: KubeParts | None = None
+    node_watch: NodeWatch | None = None
 
     def close(self) -> None:
         self.parts.close()
+
+    async def aclose(self) -> None:
+        """``close`` plus the Kubernetes client (for callers that run their own loop)."""
+        if self.kube is not None:
+            await self.kube.aclose()
+        self.close()
 
 
 def build_daemon(
@@ -177,15 +261,19 @@ def build_daemon(
 ) -> Daemon:
     metrics = metrics or build_metrics()
     parts = build_proxmox(proxmox_connection(settings), settings, metrics)
+    kube = build_kube(settings, metrics)
+    observer = ClusterView(parts.observer, kube.nodes if kube is not None else None)
     executor = Executor(
-        parts.observer,
+        observer,
         parts.actions,
         config=executor_config(settings.executor),
         listener=action_listener,
+        kube_reader=kube.nodes if kube is not None else None,
+        kube_writer=kube.nodes if kube is not None else None,
     )
     reconciler = Reconciler(
         SpecFiles(settings.spec.paths),
-        parts.observer,
+        observer,
         executor,
         planner(),
         interval=settings.daemon.interval,
@@ -195,7 +283,8 @@ def build_daemon(
         listener=cycle_listener,
     )
     watcher = SpecWatcher(reconciler, interval=watch_interval)
-    return Daemon(parts, executor, reconciler, watcher, metrics)
+    watch = node_watch(kube, settings, reconciler) if kube is not None else None
+    return Daemon(parts, executor, reconciler, watcher, metrics, observer, kube, watch)
 
 
 def reload_hook(
@@ -232,8 +321,11 @@ def manager(
     on_reload: Callable[[], None] | None = None,
     extra: Sequence[Runnable] = (),
 ) -> Manager:
+    kube: list[Runnable] = []
+    if daemon.node_watch is not None and daemon.kube is not None:
+        kube = [daemon.node_watch, _KubeClientCloser(daemon.kube)]
     return Manager(
-        [daemon.reconciler, daemon.watcher, *extra],
+        [daemon.reconciler, daemon.watcher, *kube, *extra],
         shutdown_timeout=25.0,
         on_reload=(on_reload,) if on_reload is not None else (),
     )

@@ -215,3 +215,16 @@ def test_never_online_without_live_mapping_nor_over_the_node_budget(
         before = {v for v in vmids if _out_before(by_vmid[v], nodes[by_vmid[v].name])}
         # nodes already out may exceed the budget (a human, a crash); the plan adds none then
         assert len(vmids) <= max(budget, len(before)), (pool, sorted(vmids), budget)
+
+
+def test_another_machines_node_is_not_counted_as_out() -> None:
+    a, b = gpu("a", 101), gpu("b", 102)
+    maps = (mapping("m", {"pve1": 2, "pve2": 2}),)
+    vm_a = converged(a, on="pve2")
+    assert vm_a.config is not None
+    vm_a = replace(vm_a, config=replace(vm_a.config, smbios_uuid="uuid-a"))
+    other = KubeNode("a", unschedulable=True, annotations=OURS, system_uuid="uuid-x")
+    o = world(vm_a, converged(b), mappings=maps, kube=(other, KubeNode("b")))
+    p = plan(state(a, b, maintenance=("pve1",)), o, now=0)
+    assert kinds(p) == ["gpu_move"]  # b moves: a's "node" is another machine's
+    assert [c.vmid for c in p.conflicts] == [101]

@@ -184,20 +184,41 @@ def status_code(exc: BaseException | None) -> str:
 
 
 class KubeCalls:
-    """Runs Kubernetes calls: times them for ``on_request`` and maps their errors."""
+    """Runs Kubernetes calls: times them for ``on_request`` and maps their errors.
+
+    ``api`` is the ApiClient, or an async factory of it (``lambda: kube_api(settings)``) for
+    wiring that runs before the event loop does: the client is then made on first use."""
 
     def __init__(
         self,
-        api: kclient.ApiClient,
+        api: kclient.ApiClient | Callable[[], Awaitable[kclient.ApiClient]],
         *,
         request_timeout: float = 10.0,
         on_request: RequestObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.api = api
+        self._api = api if isinstance(api, kclient.ApiClient) else None
+        self._factory = None if isinstance(api, kclient.ApiClient) else api
         self.request_timeout = request_timeout
         self._on_request = on_request
         self._clock = clock
+
+    @property
+    def api(self) -> kclient.ApiClient:
+        """The client; with a factory, only after ``await client()``."""
+        if self._api is None:
+            raise RuntimeError("KubeCalls.api before await client()")
+        return self._api
+
+    async def client(self) -> kclient.ApiClient:
+        if self._api is None:
+            assert self._factory is not None
+            self._api = await self._factory()
+        return self._api
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()  # type: ignore[no-untyped-call]  # unannotated upstream
 
     async def call(self, method: str, endpoint: str, fn: Callable[[], Awaitable[T]]) -> T:
         """``fn()`` (one request to ``endpoint``, a template); errors as ``map_error``."""

@@ -23,6 +23,7 @@ from kubernetes.aio import client as k8s
 from kubernetes.aio.client.exceptions import ApiException
 
 from provisiond.adapters.kube import KubeCalls
+from provisiond.adapters.kube_nodes import KubeNodes, NodeCache
 from provisiond.core.errors import PermanentError, ProvisiondError
 from provisiond.core.observed import Eviction, KubePod
 
@@ -38,10 +39,13 @@ class KubePods:
 
     def __init__(self, calls: KubeCalls, *, page: int = PAGE) -> None:
         self._calls = calls
-        self._core = k8s.CoreV1Api(calls.api)
         self._page = page
 
+    async def _core(self) -> Any:
+        return k8s.CoreV1Api(await self._calls.client())
+
     async def pods_on(self, node: str) -> tuple[KubePod, ...]:
+        core = await self._core()
         pods: list[KubePod] = []
         token: str | None = None
         while True:
@@ -49,7 +53,7 @@ class KubePods:
                 "GET",
                 "/api/v1/pods",
                 functools.partial(
-                    self._core.list_pod_for_all_namespaces,
+                    core.list_pod_for_all_namespaces,
                     field_selector=f"spec.nodeName={node}",
                     limit=self._page,
                     _continue=token,
@@ -67,11 +71,12 @@ class KubePods:
             kind="Eviction",
             metadata=k8s.V1ObjectMeta(name=name, namespace=namespace),
         )
+        core = await self._core()
         try:
             await self._calls.call(
                 "POST",
                 _EVICTION,
-                lambda: self._core.create_namespaced_pod_eviction(
+                lambda: core.create_namespaced_pod_eviction(
                     name, namespace, body, _request_timeout=self._calls.request_timeout
                 ),
             )
@@ -86,6 +91,21 @@ class KubePods:
                 raise PermanentError(str(err)) from cause  # retrying cannot fix it
             raise
         return Eviction.EVICTED
+
+
+class NodesAndPods(KubeNodes):
+    """The whole ``KubeWriter`` (and ``KubeReader``): ``KubeNodes``' node calls and
+    ``KubePods``' pod calls over one ``KubeCalls``."""
+
+    def __init__(self, calls: KubeCalls, cache: NodeCache | None = None) -> None:
+        super().__init__(calls, cache)
+        self._pods = KubePods(calls)
+
+    async def pods_on(self, node: str) -> tuple[KubePod, ...]:
+        return await self._pods.pods_on(node)
+
+    async def evict(self, namespace: str, name: str) -> Eviction:
+        return await self._pods.evict(namespace, name)
 
 
 def pod_of(pod: Any, node: str) -> KubePod:

@@ -347,6 +347,7 @@ class ProxmoxObserver:
             config=config,
             pending=pending,
             ha_state=str(item["hastate"]) if item.get("hastate") else None,
+            uptime=int(item["uptime"]) if item.get("uptime") is not None else None,
         )
 
     async def observe(self) -> ObservedState:

@@ -149,6 +149,7 @@ class ObservedVM:
     config: VMConfig | None = None  # None: the config could not be read
     pending: VMConfig | None = None  # config with pending changes merged in; None: none pending
     ha_state: str | None = None  # HA resource state ("started", …); None: not HA-managed
+    uptime: int | None = None  # seconds since its start (``/cluster/resources``); None: unknown
 
     @property
     def description(self) -> str:

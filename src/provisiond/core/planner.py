@@ -25,6 +25,7 @@ from provisiond.core.plan import Blocked, Plan
 from provisiond.core.planning.creation import create
 from provisiond.core.planning.disruption import count_out
 from provisiond.core.planning.existing import manage
+from provisiond.core.planning.kube import nodes_without_vm
 from provisiond.core.planning.matching import match
 from provisiond.core.planning.ordering import ordered
 from provisiond.core.planning.placement import account
@@ -33,8 +34,16 @@ from provisiond.core.planning.rebalancing import rebalance
 from provisiond.core.planning.state import PlanState
 
 
-def plan(desired: DesiredState, observed: ObservedState, *, now: float) -> Plan:
-    s = PlanState.start(desired, observed, now)
+def plan(
+    desired: DesiredState,
+    observed: ObservedState,
+    *,
+    now: float,
+    node_join_timeout: float = 900.0,
+) -> Plan:
+    """``node_join_timeout``: seconds a running VM's Kubernetes node may be missing before it is
+    reported blocked (``node_not_joined``) rather than waited for."""
+    s = PlanState.start(desired, observed, now, node_join_timeout)
     if not s.fleets:
         s.blocked.append(Blocked("empty_spec", "no fleet declared: nothing is planned"))
         return _result(s)
@@ -52,6 +61,7 @@ def plan(desired: DesiredState, observed: ObservedState, *, now: float) -> Plan:
         manage(s, s.matched[vmid])
     for d in sorted(missing, key=lambda d: (d.gpus is None, d.vmid)):
         create(s, d)
+    nodes_without_vm(s, every)
     for name in sorted(s.fleets):
         if s.fleets[name].policy.rebalance.enabled:
             rebalance(s, s.fleets[name])

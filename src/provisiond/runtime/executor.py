@@ -41,7 +41,8 @@ Layout: this module schedules (order, limits, one action per VM, stop), retries 
 each action's ending into an outcome (``_one``); how each kind of action is carried out — its
 adoption rules and effect check — lives in ``runtime/actions/``, one module per family (create/
 adopt, configure/resize, power, migrate, destroy, Kubernetes), over the shared task waiter
-(``actions/tasks.py``). Kubernetes node actions have no port yet and fail as not configured.
+(``actions/tasks.py``). Kubernetes node actions go through ``KubeReader``/``KubeWriter``
+(``kube_reader``/``kube_writer``); without them they fail as not configured.
 
 Stop: no new action starts; an action waiting for a Proxmox task returns *interrupted* at once
 (the task continues server-side and is adopted by the next cycle or start); an HTTP call in
@@ -87,7 +88,13 @@ from provisiond.core.errors import (
 )
 from provisiond.core.observed import ObservedState, ObservedVM
 from provisiond.core.plan import Plan
-from provisiond.core.ports import ClusterReader, ProxmoxWriter, StaleDigestError
+from provisiond.core.ports import (
+    ClusterReader,
+    KubeReader,
+    KubeWriter,
+    ProxmoxWriter,
+    StaleDigestError,
+)
 from provisiond.runtime.actions import configure, destroy, kube, migrate, power
 from provisiond.runtime.actions.clone import Cloner
 from provisiond.runtime.actions.config import ExecutorConfig
@@ -120,9 +127,12 @@ class Executor:
         sleep: Sleep = asyncio.sleep,
         listener: ActionListener | None = None,
         rng: random.Random | None = None,
+        kube_reader: KubeReader | None = None,
+        kube_writer: KubeWriter | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
+        self._kube = (kube_reader, kube_writer)
         self.config = config or ExecutorConfig()
         self._clock = clock
         self._sleep = sleep
@@ -329,7 +339,15 @@ class Executor:
                 await migrate.gpu_move(action, ctx)
             case Destroy():
                 await destroy.destroy(action, ctx)
-            case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
+            case Label():
+                await kube.label(action, ctx)
+            case TaintNode():
+                await kube.taint(action, ctx)
+            case Cordon():
+                await kube.cordon(action, ctx)
+            case Uncordon():
+                await kube.uncordon(action, ctx)
+            case Drain():  # kube-drain's runtime/actions/drain.py replaces this seam
                 kube.not_configured(action.kind)
             case _:
                 assert_never(action)
@@ -344,7 +362,15 @@ class Executor:
             sleep=self._sleep,
             stop=stop,
         )
-        return ActionContext(self._reader, self._writer, self._call, tasks, stop)
+        return ActionContext(
+            self._reader,
+            self._writer,
+            self._call,
+            tasks,
+            stop,
+            kube_reader=self._kube[0],
+            kube_writer=self._kube[1],
+        )
 
     # ---------------------------------------------------------------- calls
 

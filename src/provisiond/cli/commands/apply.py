@@ -60,7 +60,7 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         desired = built.reconciler.spec_source.load()
-        observed = await built.parts.observer.observe()
+        observed = await built.observer.observe()
         plan = built.reconciler.planner(desired, observed)
         print_plan(plan, console, desired)
         if not plan.empty:
@@ -93,7 +93,7 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
         if stop.is_set():
             console.print("[yellow]interrupted: in-flight Proxmox tasks continue server-side[/]")
             return EXIT_ERROR
-        after = await built.parts.observer.observe()
+        after = await built.observer.observe()
         left = built.reconciler.planner(desired, after)
         summary = build_summary(
             converged=left.empty and not left.waiting and not after.read_failures,
@@ -116,7 +116,7 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        built.close()
+        await built.aclose()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from provisiond.adapters.specfile import load_desired
-from provisiond.app import build_proxmox, privilege_problems, proxmox_connection
+from provisiond.app import build_proxmox, observe_all, privilege_problems, proxmox_connection
 from provisiond.cli import arguments, sandbox
 from provisiond.cli.report import plan_to_json, print_plan
 from provisiond.core.desired import DesiredState
@@ -56,7 +56,7 @@ async def _observe(settings: Settings, desired: DesiredState) -> tuple[ObservedS
     """The snapshot, and the privileges the fleet needs but the token lacks (as warnings)."""
     parts = build_proxmox(proxmox_connection(settings), settings)
     try:
-        observed = await parts.observer.observe()
+        observed = await observe_all(settings, parts)
         lacking, unknown = await privilege_problems(parts, desired, observed)
         return observed, lacking + unknown
     finally:

@@ -46,6 +46,9 @@ def count_out(s: PlanState) -> None:
         n = node_of(s, d)
         if n is None or vm.lock is not None or str(vmid) in s.tasks_by_id:
             continue
+        mine = vm.config.smbios_uuid if vm.config is not None else None
+        if n.system_uuid and mine and n.system_uuid != mine:
+            continue  # another machine's node (a conflict, reported by ``manage``)
         ours = n.unschedulable and CORDONED_ANNOTATION in n.annotations
         if ours or (not n.ready and d.power is PowerState.RUNNING):
             s.budget.count(d.fleet, d.pool)

@@ -17,7 +17,7 @@ from provisiond.core.drift import Drift, config_drift
 from provisiond.core.observed import ObservedVM, VMStatus
 from provisiond.core.ownership import owner, paused
 from provisiond.core.planning.configure import configure, grow
-from provisiond.core.planning.kube import converge_node, node_of
+from provisiond.core.planning.kube import converge_node, node_missing, node_of
 from provisiond.core.planning.migration import choose_move, emit_move
 from provisiond.core.planning.placement import misplaced, reaccount
 from provisiond.core.planning.power import apply_pending, power_off, start
@@ -40,7 +40,7 @@ def manage(s: PlanState, m: Match) -> None:
         move_why = f"{host} has no room for its new size ({room})"
     running = vm.status is VMStatus.RUNNING
     stopping = running and d.power is PowerState.STOPPED
-    node = node_of(s, d)
+    node = node_of(s, d, vm)
     move = choose_move(s, d, vm, want, why=move_why, running=running and not stopping)
 
     default_storage = d.storage or next((x.storage for x in cfg.disks.values()), None)
@@ -82,6 +82,8 @@ def manage(s: PlanState, m: Match) -> None:
             start(s, d, final_host, "desired power state is running")
     if node is not None:
         converge_node(s, d, vm, node)
+    else:
+        node_missing(s, d, vm)
 
 
 def _settled(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:

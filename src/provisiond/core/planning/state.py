@@ -51,6 +51,7 @@ class PlanState:
     # the ledger
     sched: Scheduler
     budget: DisruptionBudget
+    node_join_timeout: float = 900.0  # a running VM's node missing longer than this: reported
     matched: dict[int, Match] = field(default_factory=dict)
     accounted: dict[int, tuple[str, Demand]] = field(default_factory=dict)
     members: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
@@ -66,7 +67,13 @@ class PlanState:
     waiting: list[Waiting] = field(default_factory=list)
 
     @classmethod
-    def start(cls, desired: DesiredState, observed: ObservedState, now: float) -> PlanState:
+    def start(
+        cls,
+        desired: DesiredState,
+        observed: ObservedState,
+        now: float,
+        node_join_timeout: float = 900.0,
+    ) -> PlanState:
         fleets = {f.name: f for f in desired.fleets}
         by_name: dict[str, list[ObservedVM]] = {}
         for v in observed.vms:
@@ -88,6 +95,7 @@ class PlanState:
             clones=clones,
             sched=Scheduler(observed.hosts, observed.mappings),
             budget=DisruptionBudget(fleets),
+            node_join_timeout=node_join_timeout,
         )
 
     def emit(self, action: Action, vmid: int, *extra_after: str) -> str:

@@ -27,7 +27,13 @@ from provisiond.core.desired import DesiredVM
 from provisiond.core.errors import LockedError, PermanentError
 from provisiond.core.observed import ObservedState, ObservedVM, Task
 from provisiond.core.ownership import owner, paused
-from provisiond.core.ports import ClusterReader, ProxmoxWriter, VMConfigRead
+from provisiond.core.ports import (
+    ClusterReader,
+    KubeReader,
+    KubeWriter,
+    ProxmoxWriter,
+    VMConfigRead,
+)
 from provisiond.runtime.actions.tasks import Caller, TaskWaiter
 from provisiond.runtime.limits import Group
 
@@ -63,6 +69,8 @@ class ActionContext:
     created: dict[int, str] = field(default_factory=dict)  # cloned by this run: vmid -> fleet
     observed: ObservedState | None = None  # what the plan was made from
     desired: dict[int, DesiredVM] = field(default_factory=dict)
+    kube_reader: KubeReader | None = None  # None: no Kubernetes configured
+    kube_writer: KubeWriter | None = None
 
     async def read(self, vmid: int) -> ObservedVM | None:
         """Wherever the VM is: lists every VM of the cluster, so only when the host is unknown."""
