@@ -7,18 +7,14 @@ leader's — is waited for, never re-POSTed. A migrate POST is never repeated wi
 first (a lost answer may hide an accepted POST). Success is the VM on the target in a fresh
 read of the target.
 
-A ``GpuMove`` is the ordered steps shutdown → offline migrate → start (its Kubernetes steps fail
-as not configured, see ``kube``); a step whose effect is already in place is skipped, so a move
-interrupted halfway resumes where it stopped.
+The GPU move, which uses ``migrate`` for its offline step, is in ``gpumove``.
 """
 
 from __future__ import annotations
 
-from provisiond.core.actions import GpuMove, MoveStep
 from provisiond.core.errors import PermanentError, TransientError
 from provisiond.core.observed import VMStatus
 from provisiond.core.ports import TaskRef
-from provisiond.runtime.actions import kube, power
 from provisiond.runtime.actions.context import ActionContext, AdoptedSignal, ReplanSignal
 
 
@@ -68,34 +64,6 @@ async def migrate(
     if ref is not None:
         await ctx.tasks.wait(ref, f"migrate {vmid}")
     await _expect_host(vmid, target, ctx)
-
-
-async def gpu_move(a: GpuMove, ctx: ActionContext) -> None:
-    did_something = False
-    for step in a.steps:
-        if step in kube.NODE_STEPS:
-            kube.not_configured(f"{step.value} node {a.node} of VM {a.vmid}")
-        try:
-            if step is MoveStep.SHUTDOWN:
-                if await ctx.status(a.vmid, a.source) is None:
-                    continue  # not on the source any more: the migrate step looks at the target
-                await power.shutdown(a.vmid, a.source, a.force_stop, ctx)
-            elif step is MoveStep.MIGRATE_OFFLINE:
-                await migrate(
-                    a.vmid,
-                    a.source,
-                    a.target,
-                    online=False,
-                    local_disks=a.with_local_disks,
-                    ctx=ctx,
-                )
-            elif step is MoveStep.START:
-                await power.start(a.vmid, a.target, ctx)
-            did_something = True
-        except AdoptedSignal:
-            continue  # this step's effect is in place: go on with the next one
-    if not did_something:
-        raise AdoptedSignal(f"VM {a.vmid} already on {a.target} in the wanted state")
 
 
 async def _migration_running(vmid: int, ctx: ActionContext) -> TaskRef | None:
