@@ -103,6 +103,7 @@ def test_an_interrupted_gpu_move_holds_the_pool_budget_and_resumes_without_repea
     waiting = plan(state(a, b, maintenance=("pve1",)), back, now=0)
     assert waiting.empty
     assert codes(waiting) == ["disruption_limit"]
+    assert [w.vmid for w in waiting.waiting] == [101]  # not converged: waits for Ready
     # Ready: uncordoned, and only then does b's move start (the next cycle)
     ready = replace(back, kube=(KubeNode("a", unschedulable=True, annotations=OURS), KubeNode("b")))
     assert kinds(plan(state(a, b, maintenance=("pve1",)), ready, now=0)) == ["uncordon"]

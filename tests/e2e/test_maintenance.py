@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,16 +121,26 @@ def check_evacuated(sim: SimHandle, kube: KubeSim, proc: Proc) -> None:
     assert blocked, "the worker that cannot move is reported blocked"
 
 
+def done(sim: SimHandle, template: str, vmid: int) -> int:
+    """POSTs to ``template`` for ``vmid`` that took effect (answered 200; a request held and
+    released by a test ends 503 without effect)."""
+    return sum(
+        1
+        for r in sim.request_log("POST", template)
+        if r.params.get("vmid") == str(vmid) and r.status == 200
+    )
+
+
 def counts(sim: SimHandle, kube: KubeSim) -> dict[str, int]:
     reasons = node_reasons(kube)
     return {
-        "shutdown": sim.count_requests("POST", SHUTDOWN, vmid=WORKER),
-        "migrate": sim.count_requests("POST", MIGRATE, vmid=WORKER),
-        "start": sim.count_requests("POST", START, vmid=WORKER),
+        "shutdown": done(sim, SHUTDOWN, WORKER),
+        "migrate": done(sim, MIGRATE, WORKER),
+        "start": done(sim, START, WORKER),
         "cordon": reasons.count("ProvisiondCordon"),
         "uncordon": reasons.count("ProvisiondUncordon"),
-        "stuck_shutdown": sim.count_requests("POST", SHUTDOWN, vmid=STUCK),
-        "stuck_migrate": sim.count_requests("POST", MIGRATE, vmid=STUCK),
+        "stuck_shutdown": done(sim, SHUTDOWN, STUCK),
+        "stuck_migrate": done(sim, MIGRATE, STUCK),
     }
 
 
@@ -157,7 +168,7 @@ def test_maintenance_evacuates_a_gpu_worker_the_offline_way(
 ) -> None:
     sim, kube, spec, cfg = world
     built(tmp_path, sim, cfg)
-    start_before = sim.count_requests("POST", START, vmid=WORKER)
+    start_before = done(sim, START, WORKER)
     (spec / "fleet.yaml").write_text(fleet("cit-gpu-01"))
     daemon = run_daemon(tmp_path, cfg)
     try:
@@ -171,3 +182,106 @@ def test_maintenance_evacuates_a_gpu_worker_the_offline_way(
     assert kube.request_counts()[("create", "pods/eviction")] >= 2  # its inference pods
     inference = [p for p in kube.objects("pods", "ml") if p["spec"].get("nodeName") == NODE]
     assert not any(p["metadata"].get("deletionTimestamp") for p in inference)
+
+
+# -- killed after each step ------------------------------------------------------------------------
+
+
+def until(pred: Callable[[], bool], proc: Proc, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if proc.popen.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"never reached: {what}\n{proc.tail()}")
+        time.sleep(0.005)
+
+
+def in_flight(sim: SimHandle, template: str) -> bool:
+    return any(
+        r.params.get("vmid") == str(WORKER) and r.status == 0
+        for r in sim.request_log("POST", template)
+    )
+
+
+def evictions(kube: KubeSim) -> int:
+    return kube.request_counts().get(("create", "pods/eviction"), 0)
+
+
+def node_patches(kube: KubeSim) -> int:
+    return kube.request_counts().get(("patch", "nodes"), 0)
+
+
+def unschedulable(kube: KubeSim) -> bool:
+    return bool(node(kube)["spec"].get("unschedulable"))
+
+
+def ready(kube: KubeSim) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in node(kube)["status"]["conditions"]
+    )
+
+
+def kill_point(step: str, sim: SimHandle, kube: KubeSim, proc: Proc) -> None:
+    """Let ``proc`` finish ``step`` and stop it right before the next one (a request held by
+    a fault: a hang in Proxmox, latency in Kubernetes), then ``kill -9`` it."""
+    if step == "cordon":  # the first eviction is held: cordoned, nothing evicted
+        kube.inject("pods/eviction", verb="create", latency=20.0, times=1)
+        until(lambda: evictions(kube) >= 1, proc, "the first eviction")
+    elif step == "drain":  # every pod evicted; the shutdown POST hangs
+        sim.inject(SHUTDOWN, method="POST", hang=True, vmid=WORKER, times=1)
+        until(lambda: in_flight(sim, SHUTDOWN), proc, "the shutdown POST")
+    elif step == "shutdown":
+        sim.inject(MIGRATE, method="POST", hang=True, vmid=WORKER, times=1)
+        until(lambda: in_flight(sim, MIGRATE), proc, "the migrate POST")
+    elif step == "migrate":
+        sim.inject(START, method="POST", hang=True, vmid=WORKER, times=1)
+        until(lambda: in_flight(sim, START), proc, "the start POST")
+    elif step == "start":  # running on the target, its node not Ready yet
+        until(
+            lambda: (
+                (vm := sim.vm(WORKER)) is not None
+                and (vm.node, vm.status) == ("cit-gpu-02", "running")
+            ),
+            proc,
+            "the start",
+        )
+        assert not ready(kube), "killed too late: the node is Ready already"
+    else:  # "ready": the node Ready again; the uncordon patch is held
+        until(lambda: unschedulable(kube), proc, "the cordon")
+        patches = node_patches(kube)
+        kube.inject("nodes", verb="patch", latency=20.0, times=1)
+        until(lambda: node_patches(kube) > patches, proc, "the uncordon patch")
+        assert ready(kube)
+    proc.kill9()
+    sim.release_hangs()
+    kube.clear_faults()
+
+
+@pytest.mark.parametrize("step", ["cordon", "drain", "shutdown", "migrate", "start", "ready"])
+def test_killed_after_each_step_the_move_resumes_and_repeats_nothing(
+    tmp_path: Path, world: tuple[SimHandle, KubeSim, Path, Path], step: str
+) -> None:
+    sim, kube, spec, cfg = world
+    built(tmp_path, sim, cfg)
+    start_before = done(sim, START, WORKER)
+    (spec / "fleet.yaml").write_text(fleet("cit-gpu-01"))
+    first = run_daemon(tmp_path, cfg)
+    try:
+        kill_point(step, sim, kube, first)
+    finally:
+        if first.popen.poll() is None:
+            first.kill9()
+    assert unschedulable(kube)  # the node stays cordoned while the move is unfinished
+    second = run_daemon(tmp_path, cfg)
+    try:
+        until(
+            lambda: not unschedulable(kube) and ready(kube) and sim.vm(WORKER).node == "cit-gpu-02",  # type: ignore[union-attr]
+            second,
+            "the move finished",
+        )
+        second.wait_for(converged, timeout=120)
+    finally:
+        second.terminate()
+    check_evacuated(sim, kube, second)
+    got = counts(sim, kube)
+    got["start"] -= start_before
+    assert got == ONCE, step

@@ -141,9 +141,11 @@ def converge_node(s: PlanState, d: DesiredVM, vm: ObservedVM, n: KubeNode) -> No
     if (
         n.unschedulable
         and CORDONED_ANNOTATION in n.annotations
-        and n.ready  # a moved or rebooted VM's node is back
         and vm.status is VMStatus.RUNNING
         and d.power is PowerState.RUNNING
         and d.vmid not in s.disrupted
     ):
-        uncordon(s, d, n, "provisiond cordoned this node for work that has finished")
+        if n.ready:  # a moved or rebooted VM's node is back
+            uncordon(s, d, n, "provisiond cordoned this node for work that has finished")
+        else:
+            s.wait(f"node {n.name} not Ready yet: uncordoned once it is", d)
