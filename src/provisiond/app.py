@@ -206,11 +206,13 @@ async def observe_all(settings: Settings, parts: ProxmoxParts) -> ObservedState:
 
 def planner(
     clock: Callable[[], float] = time.time,
+    *,
+    node_join_timeout: float = 900.0,
 ) -> Callable[[DesiredState, ObservedState], Plan]:
     """The pure planner with the wall clock plugged in (the planner never reads a clock)."""
 
     def plan(desired: DesiredState, observed: ObservedState) -> Plan:
-        return core_plan(desired, observed, now=clock())
+        return core_plan(desired, observed, now=clock(), node_join_timeout=node_join_timeout)
 
     return plan
 
@@ -275,7 +277,7 @@ def build_daemon(
         SpecFiles(settings.spec.paths),
         observer,
         executor,
-        planner(),
+        planner(node_join_timeout=settings.kubernetes.node_join_timeout),
         interval=settings.daemon.interval,
         follow_up=follow_up,
         debounce=debounce,

@@ -376,7 +376,22 @@ def test_demo_converges_and_prints_the_json_summary(tmp_path: Path) -> None:
     assert summary["seconds"] > 0
     assert summary["blocked"] == []
     assert summary["conflicts"] == []
-    assert summary["actions"] == {"clone": 8, "configure": 8, "grow_disk": 8, "start": 8}
+    # the 4 GPU workers get their pool's labels, the 3 control-plane nodes the spec's taint
+    assert summary["actions"] == {
+        "clone": 8,
+        "configure": 8,
+        "grow_disk": 8,
+        "start": 8,
+        "label": 4,
+        "taint": 3,
+    }
+    nodes = {n["name"]: n for n in summary["nodes"]}
+    assert sorted(nodes) == [f"k3s-cp{i}" for i in (1, 2, 3)] + [
+        f"k3s-wk-gpu{i}" for i in (1, 2, 3, 4)
+    ]  # k3s-maint is not a Kubernetes node (kubernetes.node: false)
+    assert nodes["k3s-wk-gpu1"]["vm"] == 1038
+    assert nodes["k3s-wk-gpu1"]["labels"]["gpu-model"] == "a100"
+    assert "node-role.kubernetes.io/control-plane=true:NoSchedule" in nodes["k3s-cp1"]["taints"]
     gpu = {vm["name"]: vm for vm in summary["vms"]}
     assert gpu["k3s-wk-gpu1"]["gpus"] == ["a100-40g", "a100-40g"]
     assert gpu["k3s-cp1"]["gpus"] == []

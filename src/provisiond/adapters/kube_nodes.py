@@ -14,6 +14,8 @@ of a node it manages (labels, taints, annotations, unschedulable, Ready; not hea
 - ``patch_node`` sends one JSON merge patch carrying ``metadata.resourceVersion`` (so it
   applies only to the node as read: 409 → ``ConflictError``) and, when taints change, the whole
   taint list (merge patches replace lists) with the ``timeAdded`` of every kept taint as read;
+  the answer goes into the watch's copy at once, so the next action on the same node reads the
+  new resourceVersion and provisiond's own write, echoed by the watch, triggers no cycle;
 - ``node_event`` creates a core/v1 Event on the Node in namespace ``default`` (where the
   kubelet puts node events) with ``source.component=provisiond``.
 """

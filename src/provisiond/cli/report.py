@@ -111,6 +111,25 @@ def _details(action: act.Action) -> dict[str, Any]:
             return {}
 
 
+def node_change(action: act.Action) -> str | None:
+    """A Kubernetes node action as one line: ``k3s-wk-gpu1 labels +gpu-model=a100, -old`` or
+    ``k3s-wk-gpu1 cordon: <reason>``; ``None`` for Proxmox actions. Label and taint lines are
+    their own reason (the spec's keys differ from the node's), unless only the record changes."""
+    match action:
+        case act.Label():
+            items = [f"+{k}={v}" for k, v in action.labels.items()]
+            items += [f"-{k}" for k in action.remove]
+            what = ", ".join(items) if items else f"recorded as managed: {action.reason}"
+            return f"{action.node} labels {what}"
+        case act.TaintNode():
+            items = [f"+{t}" for t in action.add] + [f"-{t}" for t in action.remove]
+            return f"{action.node} taints {', '.join(items)}"
+        case act.Cordon() | act.Drain() | act.Uncordon():
+            return f"{action.node} {action.kind}: {action.reason}"
+        case _:
+            return None
+
+
 def plan_to_json(
     plan: Plan, desired: DesiredState | None = None, *, warnings: Iterable[str] = ()
 ) -> dict[str, Any]:
@@ -191,6 +210,10 @@ def print_plan(
         console.print(f"[bold]{escape(title)}[/]{gpu_note}")
         for a in actions:
             mark, colour = _MARKS.get(a.kind, ("~", "yellow"))
+            change = node_change(a)
+            if change is not None:
+                console.print(f"  [{colour}]{mark} node[/] {escape(change)}")
+                continue
             _, _, host = action_target(a)
             on = f" on {host}" if host else ""
             console.print(f"  [{colour}]{mark} {a.kind}[/]{escape(on)}: {escape(a.reason)}")

@@ -30,7 +30,10 @@ def build_summary(
     actions: Mapping[str, int],
     failed: Mapping[str, int] | None = None,
     cycles: int = 0,
+    nodes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """``nodes``: every Kubernetes Node (name, vm, ready, unschedulable, labels, taints as
+    ``key=value:Effect``), as the sandbox's Kubernetes simulator lists them."""
     seen = {vm.vmid: vm for vm in observed.vms} if observed is not None else {}
     vms: list[dict[str, Any]] = []
     for d in desired.all_vms() if desired is not None else ():
@@ -88,6 +91,7 @@ def build_summary(
         "remaining_actions": len(plan.actions) if plan is not None else None,
         "actions": dict(sorted(actions.items())),
         "failed_actions": dict(sorted((failed or {}).items())),
+        "nodes": sorted(nodes or [], key=lambda n: str(n.get("name", ""))),
     }
 
 
@@ -97,15 +101,20 @@ def print_summary(summary: Mapping[str, Any], console: Console) -> None:
         f"\n[bold]{state}[/] in {summary['seconds']:.1f} s "
         f"({summary['cycles']} cycle{'s' if summary['cycles'] != 1 else ''})"
     )
+    nodes = summary.get("nodes") or []
+    node_of = {n["vm"]: n for n in nodes if n.get("vm") is not None}
     table = Table(show_edge=False, pad_edge=False)
-    for col in ("VM", "VMID", "host", "state", "GPUs"):
+    for col in ("VM", "VMID", "host", "state", "GPUs", *(("node",) if nodes else ())):
         table.add_column(col)
     for vm in summary["vms"]:
         gpus = ", ".join(f"{n} x {m}" for m, n in _count(vm["gpus"]).items()) or "-"
-        table.add_row(
-            escape(vm["name"]), str(vm["vmid"]), escape(vm["host"] or "-"), vm["status"], gpus
-        )
+        row = [escape(vm["name"]), str(vm["vmid"]), escape(vm["host"] or "-"), vm["status"], gpus]
+        if nodes:
+            row.append(_node_state(node_of.get(vm["vmid"])))
+        table.add_row(*row)
     console.print(table)
+    if nodes:
+        _print_nodes(nodes, console)
     for host, per in summary["gpus_by_host"].items():
         parts = ", ".join(f"{m} {v['claimed']}/{v['total']}" for m, v in per.items())
         console.print(f"GPUs on {escape(host)}: {escape(parts)} claimed")
@@ -119,6 +128,34 @@ def print_summary(summary: Mapping[str, Any], console: Console) -> None:
     if summary["failed_actions"]:
         failed = ", ".join(f"{n} {k}" for k, n in summary["failed_actions"].items())
         console.print(f"[red]actions failed:[/] {escape(failed)}")
+
+
+def _node_state(node: Mapping[str, Any] | None) -> str:
+    if node is None:
+        return "-"
+    state = "Ready" if node["ready"] else "NotReady"
+    return escape(
+        f"{node['name']} {state}" + (",SchedulingDisabled" if node["unschedulable"] else "")
+    )
+
+
+def _print_nodes(nodes: list[Mapping[str, Any]], console: Console) -> None:
+    """Every Node with its labels (the kubelet's ``kubernetes.io`` ones left out) and taints."""
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("node", "VMID", "ready", "labels", "taints"):
+        table.add_column(col)
+    for n in nodes:
+        labels = ", ".join(
+            f"{k}={v}" for k, v in sorted(n["labels"].items()) if "kubernetes.io/" not in k
+        )
+        table.add_row(
+            escape(n["name"]),
+            str(n["vm"]) if n.get("vm") is not None else "-",
+            "yes" if n["ready"] else "no",
+            escape(labels or "-"),
+            escape(", ".join(n["taints"]) or "-"),
+        )
+    console.print(table)
 
 
 def _count(items: list[str]) -> dict[str, int]:

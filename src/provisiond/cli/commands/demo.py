@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class _Watch:
         self.last: CycleResult | None = None
         self.summary: dict[str, Any] | None = None
         self.seconds = 0.0
+        self.nodes: Callable[[], list[dict[str, Any]]] = list  # the Kubernetes simulator's
 
     def cycle_finished(self, result: CycleResult) -> None:
         self.last = result
@@ -68,6 +70,7 @@ class _Watch:
             actions=self.progress.done,
             failed=self.progress.failed,
             cycles=self.progress.cycles,
+            nodes=self.nodes(),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -88,7 +91,9 @@ def _run(args: argparse.Namespace) -> int:
     examples = Path(args.examples_dir) if args.examples_dir else sandbox.examples_dir()
     example = examples / args.example
     try:
-        with sandbox.simulated(example / "topology.yaml", time_scale=args.time_scale) as sim:
+        with sandbox.simulated(
+            example / "topology.yaml", time_scale=args.time_scale, kubernetes=[example]
+        ) as sim:
             return _converge(args, example, sim)
     except sandbox.SandboxError as exc:
         return print_error(f"example {args.example!r}: {exc}")
@@ -107,6 +112,7 @@ def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) ->
         timeout=args.timeout,
         started=time.monotonic(),
     )
+    watch.nodes = sim.nodes
     progress = Progress(ui, quiet=json_out, cycle_listeners=(watch,))
     watch.progress = progress
     try:
@@ -121,7 +127,8 @@ def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) ->
         return print_error(exc)
     ui.print(f"[bold]provisiond demo[/]: example [bold]{args.example}[/] on a simulated cluster")
     ui.print(f"  simulator {sim.url}  (time scale {args.time_scale})")
-    ui.print(f"  token     {sim.token}\n  ca        {sim.ca}\n")
+    ui.print(f"  token     {sim.token}\n  ca        {sim.ca}")
+    ui.print(f"  kubernetes {sim.kubeconfig or 'off'}\n")
     mgr = app.manager(built, extra=(watch,))
     printed = False
 

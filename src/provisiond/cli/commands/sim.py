@@ -6,8 +6,14 @@ Before serving it prints exactly three lines that tools parse::
     ca: <path to the CA certificate to verify against>
     token: <user@realm!id=secret>
 
-then serves until interrupted (SIGINT/SIGTERM). Exit codes: 0 stopped cleanly, 1 bad topology
-or faults file. ``--faults FILE`` injects the faults a YAML file describes (sim/pve/faults.py).
+With ``--kubernetes`` the linked Kubernetes API simulator runs too (its Nodes are the running
+VMs, named as the ``fleet.yaml`` beside the topology says) and a fourth line follows::
+
+    kubeconfig: <path to a kubeconfig for it (CA embedded, bearer token)>
+
+then serves until interrupted (SIGINT/SIGTERM; the Kubernetes simulator stops first). Exit
+codes: 0 stopped cleanly, 1 bad topology or faults file. ``--faults FILE`` injects the faults
+a YAML file describes (sim/pve/faults.py).
 
 ``provisiond sim snapshot --url URL --token TOKEN [--ca CA] [-o FILE]`` reads a running simulator
 (or a real PVE) through its API and writes the cluster as a Topology YAML (sim/pve/snapshot.py).
@@ -27,6 +33,13 @@ from provisiond.cli import sandbox
 from provisiond.cli.arguments import Commands, add_command, print_error
 
 
+def _kube_spec(topology: Path) -> list[Path]:
+    """The fleet spec beside the topology (an example's ``fleet.yaml``), which names the VMs'
+    nodes and control plane; none: every VM joins under its own name."""
+    fleet = topology.parent / "fleet.yaml"
+    return [fleet] if fleet.is_file() else []
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.log_requests:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -38,6 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
             time_scale=args.time_scale,
             log_requests=args.log_requests,
             faults=faults,
+            kubernetes=_kube_spec(Path(args.topology)) if args.kubernetes else None,
         ) as sim:
             stop = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -45,6 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"url: {sim.url}")
             print(f"ca: {sim.ca}")
             print(f"token: {sim.token}", flush=True)
+            if sim.kubeconfig is not None:
+                print(f"kubeconfig: {sim.kubeconfig}", flush=True)
             stop.wait()
     except sandbox.SandboxError as exc:
         return print_error(exc)
@@ -78,6 +94,12 @@ def register(commands: Commands) -> None:
     serve.add_argument("--log-requests", action="store_true", help="log every request")
     serve.add_argument(
         "--faults", metavar="FILE", help="inject the faults this YAML file describes"
+    )
+    serve.add_argument(
+        "--kubernetes",
+        action="store_true",
+        help="also serve the Kubernetes API simulator, its Nodes the running VMs (prints "
+        "kubeconfig: PATH after the url/ca/token lines)",
     )
     serve.set_defaults(handler=_serve)
     snap = sims.add_parser(
