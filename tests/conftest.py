@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,3 +41,21 @@ def pve_sim(request: pytest.FixtureRequest) -> Iterator[PveSim]:
     topology = getattr(request, "param", "cps-gpu")
     with running_simulator(topology, time_scale=0.005) as sim:
         yield PveSim(api=proxmox_client(sim), sim=sim)
+
+
+# -- MQTT broker (Mosquitto) ----------------------------------------------------------------------
+# The helper modules beside this file (``mosquitto_broker``, ``mqtt_support``, ``metrics_support``)
+# are importable from every test directory: tests/mqtt, tests/metrics and tests/e2e share them.
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Any]:
+    """A real Mosquitto on free ports (plain and TLS listeners, a password file)."""
+    from mosquitto_broker import Broker
+
+    b = Broker(tmp_path / "broker")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()

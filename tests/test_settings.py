@@ -171,3 +171,38 @@ def test_password_from_file_or_credential_for_ticket_auth(
     s = load_settings(_write(tmp_path, "proxmox:\n  user: ops@pve\n"))
     assert s.proxmox.password is not None
     assert s.proxmox.password.get_secret_value() == "from-creds"
+
+
+def test_metrics_bind_from_env_and_a_bad_bind_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = load_settings()
+    assert s.metrics.enabled is True
+    assert s.metrics.bind == "0.0.0.0:19339"  # every interface: Prometheus scrapes remotely
+    with pytest.raises(ConfigError, match=r"metrics\.bind"):
+        load_settings(_write(tmp_path, "metrics:\n  bind: localhost\n"))
+    monkeypatch.setenv("PROVISIOND_METRICS__BIND", "127.0.0.1:9999")
+    assert load_settings().metrics.bind == "127.0.0.1:9999"
+
+
+def test_mqtt_secrets_join_the_redacted_values_and_the_cluster_names_the_topics(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "mqtt-pw").write_text("broker-pass-1\n")
+    cfg = _write(
+        tmp_path,
+        "proxmox:\n  url: https://pve1.lab.example:8006\n"
+        "mqtt:\n  url: mqtt://broker:1883\n  username: pd\n"
+        f"  password_file: {tmp_path / 'mqtt-pw'}\n"
+        "  command_secret: cmd-secret-2\n",
+    )
+    s = load_settings(cfg)
+    assert s.mqtt.enabled
+    assert {"broker-pass-1", "cmd-secret-2"} <= set(s.secret_values())
+    assert "broker-pass-1" not in repr(s)
+    assert s.cluster_name() == "pve1.lab.example"
+    assert s.mqtt.prefix(s.cluster_name()) == "provisiond/pve1.lab.example"
+    named = load_settings(cfg, {"daemon": {"cluster": "lab"}})
+    assert named.mqtt.prefix(named.cluster_name()) == "provisiond/lab"
+    assert load_settings().cluster_name() == "default"
+    assert load_settings().mqtt.enabled is False

@@ -4,13 +4,22 @@ knows the concrete adapters; nothing in ``core``, ``adapters`` or ``runtime`` im
 Used by the CLI's ``plan`` (the Proxmox parts only), ``apply``, ``run`` and ``demo``. No
 singletons: every builder returns fresh objects (the metrics registry included) and holds no
 state of its own.
+
+What hears the runtime (``runtime.listeners.Listeners`` fans the executor's and the
+reconciler's one listener out, in this order): ``adapters.telemetry.Telemetry`` (metrics and
+health), MQTT's ``EventFeed`` when MQTT is on, then the CLI's listener (progress). The Proxmox
+client reports each request to telemetry, the writer each task's duration to the metrics. The
+manager runs the reconciler, the spec watcher, and — when enabled — the HTTP endpoint
+(``/metrics``, ``/healthz``, ``/readyz``) and the MQTT publisher, whose commands reach the
+reconciler through ``ReconcilerCommands``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +27,23 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from provisiond import __version__
 from provisiond.adapters.cluster_view import ClusterView
+from provisiond.adapters.health import Health
+from provisiond.adapters.httpserver import MetricsServer
 from provisiond.adapters.kube import KubeCalls, connection_source, kube_api
 from provisiond.adapters.kube_nodes import NodeCache, NodeWatch
 from provisiond.adapters.kube_pods import NodesAndPods
 from provisiond.adapters.metrics import Metrics
-from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
+from provisiond.adapters.mqtt import MqttPublisher
+from provisiond.adapters.mqtt_commands import ReconcilerCommands
+from provisiond.adapters.mqtt_events import EventFeed
+from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection, RequestObserver
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
+from provisiond.adapters.sdnotify import SystemdNotifier
 from provisiond.adapters.specsource import SpecFiles
+from provisiond.adapters.telemetry import Telemetry
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ConfigError, ProvisiondError
 from provisiond.core.observed import ObservedState
@@ -35,6 +52,7 @@ from provisiond.core.planner import plan as core_plan
 from provisiond.core.privileges import missing, needed
 from provisiond.logging import configure_logging
 from provisiond.runtime.executor import Executor, ExecutorConfig
+from provisiond.runtime.listeners import Listeners
 from provisiond.runtime.manager import Manager, Runnable
 from provisiond.runtime.reconciler import CycleListener, Reconciler
 from provisiond.runtime.results import ActionListener
@@ -95,15 +113,18 @@ def proxmox_connection(settings: Settings) -> ProxmoxConnection:
 
 
 def build_proxmox(
-    conn: ProxmoxConnection, settings: Settings, metrics: Metrics | None = None
+    conn: ProxmoxConnection,
+    settings: Settings,
+    *,
+    on_request: RequestObserver | None = None,
+    on_task: Callable[[str, float], None] | None = None,
 ) -> ProxmoxParts:
-    client = ProxmoxClient(
-        conn, on_request=metrics.observe_proxmox_request if metrics is not None else None
-    )
+    """The client, observer and writer; ``on_request``/``on_task`` report to the metrics."""
+    client = ProxmoxClient(conn, on_request=on_request)
     observer = ProxmoxObserver(
         client, cache_ttl=settings.daemon.cache_ttl, self_vmid=settings.daemon.self_vmid
     )
-    actions = ProxmoxActions(client, invalidate=observer.invalidate)
+    actions = ProxmoxActions(client, invalidate=observer.invalidate, on_task=on_task)
     return ProxmoxParts(client=client, observer=observer, actions=actions)
 
 
@@ -125,10 +146,6 @@ async def privilege_problems(
     who = parts.client.identity
     who = f"token {who}" if "!" in who else f"user {who}"
     return [n.describe(who) for n in lacking], []
-
-
-def build_metrics() -> Metrics:
-    return Metrics(CollectorRegistry(auto_describe=True))
 
 
 # -- Kubernetes: the nodes in the VMs (docs/kubernetes.md) ---------------------------------------
@@ -232,14 +249,29 @@ def executor_config(executor: ExecutorSettings) -> ExecutorConfig:
 
 @dataclass(slots=True)
 class Daemon:
+    """The daemon's pieces. ``server`` and ``mqtt`` are set when enabled and asked for
+    (``services``); ``manager`` runs them beside the reconciler and the spec watcher."""
+
     parts: ProxmoxParts
     executor: Executor
     reconciler: Reconciler
     watcher: SpecWatcher
     metrics: Metrics
+    health: Health
+    telemetry: Telemetry
     observer: ClusterView  # Proxmox + Kubernetes
+    server: MetricsServer | None = None
+    mqtt: MqttPublisher | None = None
+    commands: ReconcilerCommands | None = None
     kube: KubeParts | None = None
     node_watch: NodeWatch | None = None
+
+    def runnables(self) -> list[Runnable]:
+        kube: list[Runnable | None] = [self.node_watch]
+        if self.kube is not None:
+            kube.append(_KubeClientCloser(self.kube))
+        services: list[Runnable | None] = [self.server, self.mqtt, *kube]
+        return [self.reconciler, self.watcher, *(r for r in services if r is not None)]
 
     def close(self) -> None:
         self.parts.close()
@@ -251,25 +283,62 @@ class Daemon:
         self.close()
 
 
+def _publisher(settings: Settings, metrics: Metrics) -> MqttPublisher:
+    """The MQTT publisher; its connection state and dropped events feed the metrics."""
+    try:
+        return MqttPublisher(
+            settings.mqtt,
+            prefix=settings.mqtt.prefix(settings.cluster_name()),
+            secrets=settings.secret_values(),
+            on_connected=metrics.set_mqtt_connected,
+            on_drop=metrics.mqtt_event_dropped,
+        )
+    except (OSError, ssl.SSLError) as exc:  # the CA, certificate or key file
+        raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
+
+
 def build_daemon(
     settings: Settings,
     *,
-    metrics: Metrics | None = None,
     action_listener: ActionListener | None = None,
     cycle_listener: CycleListener | None = None,
+    services: bool = True,
     follow_up: float = 2.0,
     debounce: float = 0.1,
     watch_interval: float = 0.5,
 ) -> Daemon:
-    metrics = metrics or build_metrics()
-    parts = build_proxmox(proxmox_connection(settings), settings, metrics)
+    """Everything ``run`` and ``demo`` run. The metrics (one fresh ``CollectorRegistry``) and
+    health always follow the runtime; with ``services`` (``run``, ``demo``; not ``apply``, which
+    acts once and serves nothing) the HTTP endpoint is built when ``metrics.enabled`` and the
+    MQTT publisher when ``mqtt.url`` is set. ``action_listener``/``cycle_listener`` (the CLI's
+    progress) hear every event after telemetry and MQTT."""
+    metrics = Metrics(
+        CollectorRegistry(auto_describe=True),
+        version=__version__,
+        mqtt=services and settings.mqtt.enabled,
+    )
+    box: list[Reconciler] = []  # the health check reads the interval SIGHUP may change
+    health = Health(interval=lambda: box[0].interval if box else settings.daemon.interval)
+    telemetry = Telemetry(metrics, health)
+    parts = build_proxmox(
+        proxmox_connection(settings),
+        settings,
+        on_request=telemetry.proxmox_request,
+        on_task=metrics.observe_proxmox_task,
+    )
+    publisher = _publisher(settings, metrics) if services and settings.mqtt.enabled else None
+    feed = [EventFeed(publisher)] if publisher is not None else []
+    listeners = Listeners(
+        actions=[telemetry, *feed, *([action_listener] if action_listener else [])],
+        cycles=[telemetry, *feed, *([cycle_listener] if cycle_listener else [])],
+    )
     kube = build_kube(settings, metrics)
     observer = ClusterView(parts.observer, kube.nodes if kube is not None else None)
     executor = Executor(
         observer,
         parts.actions,
         config=executor_config(settings.executor),
-        listener=action_listener,
+        listener=listeners,
         kube_reader=kube.nodes if kube is not None else None,
         kube_writer=kube.nodes if kube is not None else None,
     )
@@ -282,17 +351,42 @@ def build_daemon(
         follow_up=follow_up,
         debounce=debounce,
         read_only=settings.daemon.read_only,
-        listener=cycle_listener,
+        listener=listeners,
     )
+    box.append(reconciler)
+    commands = None
+    if publisher is not None:
+        commands = ReconcilerCommands(reconciler)  # no leader election yet: always the leader
+        publisher.set_commands(commands)
+    server = None
+    if services and settings.metrics.enabled:
+        server = MetricsServer(metrics.registry, health, bind=settings.metrics.bind)
     watcher = SpecWatcher(reconciler, interval=watch_interval)
     watch = node_watch(kube, settings, reconciler) if kube is not None else None
-    return Daemon(parts, executor, reconciler, watcher, metrics, observer, kube, watch)
+    return Daemon(
+        parts,
+        executor,
+        reconciler,
+        watcher,
+        metrics,
+        health,
+        telemetry,
+        observer,
+        server=server,
+        mqtt=publisher,
+        commands=commands,
+        kube=kube,
+        node_watch=watch,
+    )
 
 
 def reload_hook(
     daemon: Daemon, config_file: Path | None, overrides: dict[str, Any]
 ) -> Callable[[], None]:
-    """SIGHUP: re-read the settings; apply what can change live, reload the spec."""
+    """SIGHUP: re-read the settings; apply what can change live, reload the spec.
+
+    The read-only mode goes through the MQTT commands when there are any, so a reload keeps an
+    MQTT pause in force."""
 
     def reload() -> None:
         try:
@@ -303,7 +397,10 @@ def reload_hook(
             return
         configure_logging(fmt=new.log.format, level=new.log.level, secrets=new.secret_values())
         daemon.reconciler.interval = new.daemon.interval
-        daemon.reconciler.read_only = new.daemon.read_only
+        if daemon.commands is not None:
+            daemon.commands.set_configured_read_only(new.daemon.read_only)
+        else:
+            daemon.reconciler.read_only = new.daemon.read_only
         spec = SpecFiles(new.spec.paths)
         daemon.reconciler.reload(spec)
         log.info(
@@ -311,10 +408,16 @@ def reload_hook(
             interval=new.daemon.interval,
             read_only=new.daemon.read_only,
             spec=[str(p) for p in new.spec.paths],
-            note="proxmox connection and executor changes need a restart",
+            note="proxmox, executor, metrics and mqtt changes need a restart",
         )
 
     return reload
+
+
+def systemd_notifier(environ: Mapping[str, str]) -> SystemdNotifier | None:
+    """The sd_notify speaker when run by systemd (``$NOTIFY_SOCKET``): ``run`` passes it to
+    ``build_daemon`` as the cycle listener (READY, STATUS) and to ``manager``."""
+    return SystemdNotifier.from_environ(environ)
 
 
 def manager(
@@ -322,12 +425,17 @@ def manager(
     *,
     on_reload: Callable[[], None] | None = None,
     extra: Sequence[Runnable] = (),
+    notifier: SystemdNotifier | None = None,
 ) -> Manager:
-    kube: list[Runnable] = []
-    if daemon.node_watch is not None and daemon.kube is not None:
-        kube = [daemon.node_watch, _KubeClientCloser(daemon.kube)]
+    """The reconciler, the spec watcher, the metrics endpoint and MQTT when built, ``extra``;
+    with ``notifier`` (systemd), its WATCHDOG/STOPPING runnable — the watchdog pings only while
+    the health check says the loop is live — and RELOADING … READY around the reload hook."""
+    if notifier is not None:
+        notifier.alive = lambda: daemon.health.live()[0]
+        extra = [*extra, notifier]
+        on_reload = notifier.reloading(on_reload) if on_reload is not None else None
     return Manager(
-        [daemon.reconciler, daemon.watcher, *kube, *extra],
+        [*daemon.runnables(), *extra],
         shutdown_timeout=25.0,
         on_reload=(on_reload,) if on_reload is not None else (),
     )

@@ -11,17 +11,29 @@ The sources are pydantic-settings' own: init kwargs (the CLI), the environment, 
 Secrets (the Proxmox API token secret, a password) never come from argv. They come, first match
 wins, from the environment/settings file, from ``*_file`` paths, or from systemd credentials
 (``$CREDENTIALS_DIRECTORY/<name>``, ``LoadCredential=``: each becomes the ``*_file`` setting,
-ranked below every other source). They are ``SecretStr``: ``repr`` and logs show
-``**********``; error messages built here never include input values.
+ranked below every other source). The ``mqtt:`` section reads its own secrets the same way
+(``adapters.mqtt_settings``: ``mqtt-password``, ``mqtt-command-secret``). They are
+``SecretStr``: ``repr`` and logs show ``**********``; error messages built here never include
+input values.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -31,7 +43,9 @@ from pydantic_settings import (
 )
 from yaml import YAMLError
 
+from provisiond.adapters.httpserver import MetricsSettings
 from provisiond.adapters.kube import KubernetesSettings
+from provisiond.adapters.mqtt_settings import MqttSettings
 from provisiond.core.errors import ConfigError
 
 ENV_PREFIX = "PROVISIOND_"
@@ -52,6 +66,40 @@ def _read_secret_file(path: Path, what: str) -> SecretStr:
     if not value:
         raise ValueError(f"{what} file {path} is empty")
     return SecretStr(value)
+
+
+def _check_url(url: str) -> str:
+    """``https://host[:port]`` and nothing else: a path, credentials or another scheme are
+    typos that would otherwise surface as a confusing connection error on the first request."""
+    example = "(e.g. https://pve1.example.org:8006)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(
+            f"must be https://<host>[:port] {example}; the port is not a number"
+        ) from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"must be https://<host>[:port] {example}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials: use token_id and token_secret_file")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"must be https://<host>[:port] without a path {example}")
+    if port == 0:
+        raise ValueError("the port must be 1-65535")
+    return url
+
+
+def _check_ca_bundle(path: Path) -> Path:
+    """Readable and holding at least one PEM certificate: checked at start, not at the first
+    request (where it would be a TLS failure every cycle)."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise ValueError(f"{path} holds no PEM certificate") from None
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return path
 
 
 class ProxmoxSettings(BaseModel):
@@ -92,6 +140,16 @@ class ProxmoxSettings(BaseModel):
     max_concurrent_requests: int = Field(
         default=4, ge=1, le=32, description="requests in flight at once (pveproxy has 3 workers)"
     )
+
+    @field_validator("url")
+    @classmethod
+    def _url_form(cls, url: str | None) -> str | None:
+        return _check_url(url) if url is not None else None
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_readable(cls, path: Path | None) -> Path | None:
+        return _check_ca_bundle(path) if path is not None else None
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> ProxmoxSettings:
@@ -137,6 +195,11 @@ class DaemonSettings(BaseModel):
         default=None, ge=100, description="VMID of the VM provisiond runs in: never disrupted"
     )
     read_only: bool = Field(default=False, description="observe, plan and report; act on nothing")
+    cluster: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$",
+        description="this cluster's name in MQTT topics (default: proxmox.url's host name)",
+    )
 
 
 class ExecutorSettings(BaseModel):
@@ -176,6 +239,8 @@ class Settings(BaseSettings):
     spec: SpecSettings = Field(default_factory=SpecSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @classmethod
@@ -192,7 +257,16 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret value held, for the log redactor (``configure_logging(secrets=…)``)."""
         px = self.proxmox
-        return [s.get_secret_value() for s in (px.token_secret, px.password) if s is not None]
+        held = [s.get_secret_value() for s in (px.token_secret, px.password) if s is not None]
+        return [*held, *self.mqtt.secret_values()]
+
+    def cluster_name(self) -> str:
+        """``daemon.cluster``, else the host name of ``proxmox.url`` (``pve1.example.org``), else
+        ``default``: the ``<cluster>`` in the MQTT topic prefix ``provisiond/<cluster>``."""
+        if self.daemon.cluster is not None:
+            return self.daemon.cluster
+        host = urlsplit(self.proxmox.url or "").hostname
+        return host or "default"
 
 
 class SystemdCredentials(PydanticBaseSettingsSource):
@@ -233,7 +307,7 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err["loc"])
-        lines.append(f"{loc}: {err['msg']}")
+        lines.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 

@@ -17,7 +17,7 @@ from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection, encode_params
 from provisiond.adapters.pve_actions import ProxmoxActions
 from provisiond.adapters.pve_observer import ProxmoxObserver
-from provisiond.core.errors import AuthError, LockedError, PermanentError
+from provisiond.core.errors import AuthError, LockedError, PermanentError, TLSError
 from provisiond.core.observed import VMStatus
 from provisiond.core.topology import Topology
 from provisiond.sim.pve.handle import SimHandle
@@ -66,7 +66,9 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
     metrics = Metrics(registry)
     client = ProxmoxClient(_conn(sim), on_request=metrics.observe_proxmox_request)
     observer = ProxmoxObserver(client)
-    actions = ProxmoxActions(client, invalidate=observer.invalidate)
+    actions = ProxmoxActions(
+        client, invalidate=observer.invalidate, on_task=metrics.observe_proxmox_task
+    )
     try:
         task = await actions.clone(
             template_host=NODE,
@@ -83,6 +85,7 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
         assert ":qmclone:9000:" in task.upid  # logged under the template's VMID
         status = await _wait(actions, task)
         assert status.ok
+        assert (await actions.task_status(task)).ok  # read again: timed once, not twice
         keys = "ssh-ed25519 AAAAC3Nza user@host\nssh-rsa AAAAB3 other@host"
         await actions.configure(
             host=NODE,
@@ -115,6 +118,12 @@ async def test_clone_configure_start_and_read_back(sim: SimHandle) -> None:
         {"method": "POST", "endpoint": "/nodes/{node}/qemu/{vmid}/clone", "code": "200"},
     )
     assert count == 1.0  # labelled by template, never by VMID
+    for task_type in ("qmclone", "qmstart"):  # each task this process started, timed once
+        timed = {"type": task_type}
+        assert (
+            registry.get_sample_value("provisiond_proxmox_task_duration_seconds_count", timed) == 1
+        )
+        assert registry.get_sample_value("provisiond_proxmox_task_duration_seconds_sum", timed) > 0
 
 
 async def _wait(actions: ProxmoxActions, task: Any) -> Any:
@@ -153,7 +162,9 @@ async def test_errors_are_mapped_by_status_and_message(sim: SimHandle) -> None:
 async def test_a_wrong_token_is_an_auth_error_never_retried(sim: SimHandle) -> None:
     client = ProxmoxClient(_conn(sim, secret="00000000-0000-0000-0000-000000000000"))
     try:
-        with pytest.raises(AuthError, match="401") as exc:
+        with pytest.raises(
+            AuthError, match=r"^authentication failed for token .* — check token id and secret$"
+        ) as exc:
             await client.get("/version")
         assert "00000000-0000" not in str(exc.value)
     finally:
@@ -163,7 +174,7 @@ async def test_a_wrong_token_is_an_auth_error_never_retried(sim: SimHandle) -> N
 async def test_an_unknown_ca_fails_tls_verification_clearly(sim: SimHandle) -> None:
     client = ProxmoxClient(_conn(sim, verify=True))  # system CAs do not know the simulator
     try:
-        with pytest.raises(PermanentError, match="TLS verification failed"):
+        with pytest.raises(TLSError, match=r"^TLS: certificate of .* not trusted by the system"):
             await client.get("/version")
     finally:
         client.close()
@@ -283,7 +294,7 @@ async def test_ticket_auth_logs_in_and_relogs_in_once_after_expiry(sim: SimHandl
         client.close()
     bad = ProxmoxClient(_conn(sim, identity="ops@pve", secret="wrong-pw"))
     try:
-        with pytest.raises(AuthError, match="login as ops@pve failed") as exc:
+        with pytest.raises(AuthError, match="authentication failed for user ops@pve") as exc:
             await bad.get("/version")
         assert "wrong-pw" not in str(exc.value)
     finally:

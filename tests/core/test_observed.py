@@ -20,8 +20,8 @@ def test_failed_reads_are_named_but_a_host_offline_is_not_one() -> None:
     o = ObservedState(
         vms=(vm(100, VMStatus.UNKNOWN), vm(101, VMStatus.RUNNING)),
         unobserved=Unobserved(
-            lists=("cluster/tasks",),
-            partial=("nodes/pve2/storage",),
+            tasks=True,
+            storage=("pve2",),
             offline_hosts=("pve1",),
             vm_configs=(100, 101),
             kubernetes=True,

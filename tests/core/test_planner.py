@@ -286,10 +286,10 @@ def test_unknown_status_is_not_missing() -> None:
     assert codes(p) == ["unknown_status"]
 
 
-def test_unread_config_blocks() -> None:
+def test_unread_config_waits() -> None:
     p = plan(state(A), world(converged(A, config=None)), now=0)
     assert p.empty
-    assert codes(p) == ["config_unobserved"]
+    assert [w.reason for w in p.waiting] == ["not observed: config of VM 101"]
 
 
 def test_paused_vm_is_left_alone() -> None:

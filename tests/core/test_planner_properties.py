@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plan_world import apply, converged, dvm, host, mapping, state, template
 
+from provisiond.core.actions import Migrate
 from provisiond.core.desired import DesiredState, DesiredVM, GpuRequest, PowerState, Spread
 from provisiond.core.observed import ObservedState, ObservedVM, VMStatus
 from provisiond.core.ownership import owner
@@ -20,14 +21,19 @@ POLICY = {"max_disruptions": 100, "max_disruptions_per_pool": 100, "adopt": True
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[DesiredState, ObservedState]:
-    n_hosts = draw(st.integers(1, 4))
+def worlds(draw: st.DrawFn, *, refusals: bool = False) -> tuple[DesiredState, ObservedState]:
+    """A fleet and a cluster. ``refusals``: also the paths where a guard refuses a shutdown or
+    a move — the daemon runs in one of the VMs, and disruption budgets are tight."""
+    n_hosts = draw(st.integers(2 if refusals else 1, 4))
     hosts = tuple(
         host(HOSTS[i], draw(st.integers(2, 16)), draw(st.integers(8, 64))) for i in range(n_hosts)
     )
-    gpus = {h.name: draw(st.integers(0, 4)) for h in hosts}
+    gpus = {h.name: draw(st.integers(1 if refusals else 0, 4)) for h in hosts}
     live = draw(st.booleans())
-    maintenance = tuple(h.name for h in hosts[1:] if draw(st.integers(0, 3)) == 0)
+    # with refusals, any host may be in maintenance and VMs are stopped by the spec more often
+    maybe = hosts if refusals else hosts[1:]
+    maintenance = tuple(h.name for h in maybe if draw(st.integers(0, 3)) == 0)
+    stop_odds = 1 if refusals else 4
     vms: list[DesiredVM] = [
         dvm(
             f"vm{i}",
@@ -38,7 +44,9 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ObservedState]:
             memory_mib=1024 * draw(st.integers(1, 16)),
             gpus=GpuRequest("m", draw(st.integers(1, 2))) if draw(st.booleans()) else None,
             spread=Spread.STRICT if draw(st.integers(0, 3)) == 0 else Spread.PREFERRED,
-            power=PowerState.STOPPED if draw(st.integers(0, 4)) == 0 else PowerState.RUNNING,
+            power=PowerState.STOPPED
+            if draw(st.integers(0, stop_odds)) == 0
+            else PowerState.RUNNING,
             host=draw(st.sampled_from(HOSTS[:n_hosts])) if draw(st.integers(0, 6)) == 0 else None,
         )
         for i in range(draw(st.integers(1, 10)))
@@ -57,7 +65,10 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ObservedState]:
     by_name = {h.name: h for h in hosts}
     for v in vms:
         what = draw(
-            st.sampled_from(("missing", "converged", "drifted", "running", "foreign", "unknown"))
+            st.sampled_from(
+                ("missing", "converged", "drifted", "running", "foreign", "unknown")
+                + (("running",) * 4 if refusals else ())
+            )
         )
         if what == "missing":
             continue
@@ -91,12 +102,21 @@ def worlds(draw: st.DrawFn) -> tuple[DesiredState, ObservedState]:
         elif what == "unknown":
             vm = replace(vm, status=VMStatus.UNKNOWN)
         observed.append(vm)
+    policy = dict(POLICY)
+    self_vmid = None
+    if refusals:
+        # the daemon most often in a running VM: the shutdown a move may need is refused
+        running = [v.vmid for v in observed if v.status is VMStatus.RUNNING]
+        self_vmid = draw(st.sampled_from([None, *(running or [v.vmid for v in observed])]))
+        limit = draw(st.sampled_from((1, 2, 100)))
+        policy |= {"max_disruptions": limit, "max_disruptions_per_pool": limit}
     o = ObservedState(
         hosts=hosts,
         mappings=(mapping("m", gpus, live=live),),
         vms=(template(on=hosts[0].name), *observed),
+        self_vmid=self_vmid,
     )
-    return state(*vms, maintenance=maintenance, **POLICY), o
+    return state(*vms, maintenance=maintenance, **policy), o
 
 
 def _loads(o: ObservedState) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str]]:
@@ -208,3 +228,25 @@ def test_tight_disruption_limits_still_converge(
         )
     )
     assert _converges(tight, o).empty
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds(refusals=True))
+def test_a_gpu_vm_is_never_migrated_online_unless_its_mappings_are_live(
+    w: tuple[DesiredState, ObservedState],
+) -> None:
+    """PCI passthrough does not live-migrate unless the mapping says so (SEMANTICS §6): every
+    live ``Migrate`` in a plan is of a VM none of whose mappings — claimed now or by its spec —
+    is missing or not live-migration capable, whatever guards refused on the way (a shutdown
+    of the daemon's own VM, a spent disruption budget)."""
+    d, o = w
+    live = {m.id for m in o.mappings if m.live_migration}
+    wanted = {v.vmid: v for v in d.all_vms()}
+    vms = {v.vmid: v for v in o.vms}
+    for a in plan(d, o, now=0).actions:
+        if isinstance(a, Migrate) and a.online:
+            claims = set(vms[a.vmid].gpu_claims()) if a.vmid in vms else set()
+            spec = wanted.get(a.vmid)
+            if spec is not None and spec.gpus is not None:
+                claims.add(spec.gpus.mapping)
+            assert claims <= live, a

@@ -37,6 +37,11 @@ from provisiond.core.pve_errors import Fault, classify, error_for
         (401, "No ticket", Fault.AUTH),
         (403, "Permission check failed (/vms/100, VM.Clone)", Fault.AUTH),
         (403, "Forbidden", Fault.AUTH),
+        # the status decides before any message row: never retried for its wording
+        (403, "Permission check failed - try again later", Fault.AUTH),
+        (403, "connection refused by policy", Fault.AUTH),
+        (401, "VM is locked (backup)", Fault.AUTH),
+        (500, "Permission check failed (/vms/100, VM.Config.Disk)", Fault.AUTH),
         (500, "only root can set 'hostpci0' config for non-mapped devices", Fault.PERMANENT),
         (400, "Only root may use this option.", Fault.PERMANENT),
         (400, "Parameter verification failed.", Fault.PERMANENT),

@@ -501,3 +501,59 @@ def test_invalid_access_declarations(mutate: Any, message: str) -> None:
     mutate(doc["spec"])
     with pytest.raises(ValidationError, match=re.escape(message)):
         Topology.model_validate(doc)
+
+
+# -- PVE 9.x: HA rules and the crs option ------------------------------------------------------
+
+
+def _nine(s: dict[str, Any], *rules: dict[str, Any], **crs: Any) -> None:
+    s["pveVersion"] = "9.1"
+    s["vms"][0]["hastate"] = "started"
+    s["haRules"] = list(rules)
+    s["crs"] = crs
+
+
+def test_ha_rules_and_crs_on_91() -> None:
+    data = minimal()
+    rule = {"id": "keep", "type": "node-affinity", "resources": [100], "nodes": ["h1:2", "h2"]}
+    apart = {"id": "apart", "type": "resource-affinity", "resources": [100], "affinity": "negative"}
+    _nine(data["spec"], {**rule, "strict": True}, apart, ha="dynamic", haAutoRebalance=True)
+    doc = Topology.model_validate(data)
+    assert doc.spec.pve_version == "9.1"
+    assert doc.spec.ha_rules[0].node_priorities() == {"h1": 2, "h2": 0}
+    assert doc.spec.crs.ha_auto_rebalance_threshold == 0.3
+    assert Topology.model_validate(minimal()).spec.pve_version == "8.4"
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"type": "node-affinity", "resources": [100]}, "needs 'nodes'"),
+        ({"type": "resource-affinity", "resources": [100]}, "needs 'affinity'"),
+        ({"type": "node-affinity", "resources": [100], "nodes": ["h1:x"]}, "<node>[:<priority>]"),
+    ],
+)
+def test_ha_rule_fields_of_its_type(rule: dict[str, Any], message: str) -> None:
+    assert message in invalid(lambda s: _nine(s, {"id": "rule1", **rule}))
+
+
+def test_ha_rule_references_and_version() -> None:
+    rule = {"id": "keep", "type": "node-affinity", "resources": [100], "nodes": ["h1"]}
+
+    def on_84(s: dict[str, Any]) -> None:
+        _nine(s, rule, ha="dynamic")
+        s["pveVersion"] = "8.4"
+
+    text = invalid(on_84)
+    assert "HA rules exist from PVE 9 on" in text
+    assert "'dynamic' and auto-rebalance exist from PVE 9 on" in text
+
+    def wrong(s: dict[str, Any]) -> None:
+        _nine(s, rule, {**rule, "nodes": ["h9"]})
+        s["vms"][0]["hastate"] = None
+
+    text = invalid(wrong)
+    assert "duplicate HA rule 'keep'" in text
+    assert "VM 100 is not HA-managed" in text
+    assert "unknown host 'h9'" in text
+    assert "VM 100 is already in another node affinity rule" in text

@@ -31,7 +31,17 @@ TIME_SCALE = 0.01
 EXECUTOR = executor_settings(TIME_SCALE)
 
 
-def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 30.0) -> Path:
+def write_settings(
+    tmp: Path,
+    sim: SimHandle,
+    spec: Path,
+    *,
+    interval: float = 30.0,
+    sections: dict[str, Any] | None = None,
+) -> Path:
+    """A settings file for ``provisiond run``/``apply`` against ``sim``. The metrics endpoint
+    binds a free loopback port (the daemon logs it as ``metrics_serving``): daemons of parallel
+    tests never collide on the default port. ``sections`` adds or replaces settings sections."""
     tokenid, _, secret = sim.token.rpartition("=")
     secret_file = tmp / "token"
     secret_file.write_text(secret)
@@ -49,7 +59,9 @@ def write_settings(tmp: Path, sim: SimHandle, spec: Path, *, interval: float = 3
                 "daemon": {"interval": interval},
                 "executor": EXECUTOR,
                 "log": {"format": "json", "level": "info"},
+                "metrics": {"bind": "127.0.0.1:0"},
             }
+            | (sections or {})
         )
     )
     return cfg
@@ -122,6 +134,12 @@ def run_daemon(tmp: Path, cfg: Path, *extra: str) -> Proc:
         "0.05",
         *extra,
     )
+
+
+def metrics_url(proc: Proc) -> str:
+    """The daemon's metrics endpoint, from its ``metrics_serving`` log line (it bound port 0)."""
+    event = proc.wait_for(lambda e: e.get("event") == "metrics_serving", timeout=30)
+    return f"http://127.0.0.1:{event['port']}"
 
 
 def converged(e: dict[str, Any]) -> bool:

@@ -596,9 +596,11 @@ async def test_a_permanent_error_on_one_vm_backs_it_off_while_the_others_converg
         base = built.executor.config.backoff_base
         at = starts.started[f"start:{victim}"][:4]
         gaps = [b - a for a, b in itertools.pairwise(at)]
+        # Each retry waits at least its doubled backoff (a gap can be longer: the cycle that
+        # retries is also cloning and starting the other VMs, more so on a loaded machine, so
+        # the observed gaps themselves need not be sorted — their floors are).
         for n, gap in enumerate(gaps):
             assert gap >= 0.9 * base * 2**n, gaps  # never before its backoff ran out
-        assert gaps == sorted(gaps), gaps  # spaced increasingly
         assert built.executor.backoff.failures(victim) >= 3
         others = [vm.vmid for vm in desired.all_vms() if vm.vmid != victim]
         assert all(built.executor.backoff.failures(v) == 0 for v in others)

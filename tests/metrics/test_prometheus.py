@@ -12,15 +12,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry
 from prometheus_server import running_prometheus
 
-from provisiond import __version__
 from provisiond import app as assembly
 from provisiond.adapters.health import Health
 from provisiond.adapters.httpserver import MetricsServer
-from provisiond.adapters.metrics import Metrics
-from provisiond.adapters.telemetry import Telemetry
 from provisiond.cli.sandbox import executor_settings
 from provisiond.settings import Settings
 from provisiond.sim.pve.handle import SimHandle
@@ -42,6 +38,7 @@ def settings(sim: SimHandle, secret: str | None = None) -> Settings:
         },  # type: ignore[arg-type]
         spec={"paths": [EXAMPLES / "cps-gpu"]},  # type: ignore[arg-type]
         executor=executor_settings(TIME_SCALE),  # type: ignore[arg-type]
+        metrics={"bind": "127.0.0.1:0"},  # type: ignore[arg-type]
     )
 
 
@@ -72,25 +69,14 @@ class Running:
 
 @asynccontextmanager
 async def daemon(s: Settings) -> AsyncIterator[Running]:
-    registry = CollectorRegistry()
-    metrics = Metrics(registry, version=__version__)
-    box: list[assembly.Daemon] = []
-    health = Health(interval=lambda: box[0].reconciler.interval if box else 60.0)
-    telemetry = Telemetry(metrics, health)
-    built = assembly.build_daemon(
-        s,
-        metrics=metrics,
-        action_listener=telemetry,
-        cycle_listener=telemetry,
-        follow_up=0.05,
-    )
-    box.append(built)
-    server = MetricsServer(registry, health, bind="127.0.0.1:0")
-    await server.start()
+    """The daemon as ``app`` wires it (telemetry, health, the endpoint), the endpoint started."""
+    built = assembly.build_daemon(s, follow_up=0.05)
+    assert built.server is not None
+    await built.server.start()
     try:
-        yield Running(built, server, health)
+        yield Running(built, built.server, built.health)
     finally:
-        await server.stop()
+        await built.server.stop()
         built.close()
 
 

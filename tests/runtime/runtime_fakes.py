@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, replace
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import LockedError, PermanentError
 from provisiond.core.observed import ObservedState, ObservedVM, Task, VMConfig, VMStatus
-from provisiond.core.ports import StaleDigestError, TaskRef, TaskStatus, VMConfigRead
+from provisiond.core.ports import (
+    MigratePrecondition,
+    StaleDigestError,
+    TaskRef,
+    TaskStatus,
+    VMConfigRead,
+)
 
 
 class FakeTime:
@@ -69,6 +75,9 @@ class FakeCluster:
     written: list[dict[str, str]] = field(default_factory=list)  # values of each config write
     # runs between the executor's config read and its write: someone else's change meanwhile
     before_write: dict[int, Callable[[], None]] = field(default_factory=dict)
+    # GET …/migrate answers per VMID (default: the target allowed, nothing local)
+    preconditions: dict[int, MigratePrecondition] = field(default_factory=dict)
+    migrations: dict[int, tuple[bool, bool]] = field(default_factory=dict)  # online, local disks
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- helpers
@@ -293,10 +302,19 @@ class FakeCluster:
         self.calls.append(("reboot", vmid))
         return self._task(host, "qmreboot", vmid, vmid, None)
 
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition:
+        del host
+        await asyncio.sleep(0)
+        self._maybe_raise("migrate_precondition")
+        running = self.vms[vmid].status is VMStatus.RUNNING
+        return self.preconditions.get(vmid, MigratePrecondition(running, (target,)))
+
     async def migrate(
         self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
     ) -> TaskRef:
-        del online, with_local_disks
+        self.migrations[vmid] = (online, with_local_disks)
         await asyncio.sleep(0)
         exc = self._maybe_raise("migrate")
         self.calls.append(("migrate", vmid))

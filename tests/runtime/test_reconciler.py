@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from provisiond.core.actions import Action, Start
 from provisiond.core.desired import DesiredState
-from provisiond.core.errors import ObservationError, SpecError, SpecIssue
+from provisiond.core.errors import SpecError, SpecIssue, TransientError
 from provisiond.core.observed import ObservedState, Unobserved, VMStatus
 from provisiond.core.plan import Plan, Waiting
 from provisiond.runtime.executor import Executor, ExecutorConfig
@@ -168,7 +168,7 @@ async def test_a_failing_observation_fails_the_cycle_only(cluster: FakeCluster) 
         async def observe(self) -> ObservedState:
             if self.fail:
                 self.fail = False
-                raise ObservationError("cluster/resources: 503")
+                raise TransientError("cluster/resources: 503")
             return await super().observe()
 
     flaky = Flaky(vms=dict(cluster.vms))

@@ -10,13 +10,24 @@ from typing import Any
 import pytest
 
 SCHEMA = Path(__file__).resolve().parents[2] / ".." / "shared" / "proxmox" / "pve-api-schema.json"
+SCHEMA_9 = SCHEMA.with_name("pve-api-schema-9.1.json")
 
 
 @pytest.fixture(scope="session")
 def pve_schema() -> dict[tuple[str, str], dict[str, Any]]:
     """(method, path template) -> the method's ``info`` (parameters, returns, permissions)."""
-    if not SCHEMA.exists():
-        pytest.fail(f"the PVE API schema is expected at {SCHEMA}")
+    return _index(SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def pve_schema_9() -> dict[tuple[str, str], dict[str, Any]]:
+    """The same of the PVE 9.1 schema."""
+    return _index(SCHEMA_9)
+
+
+def _index(schema: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    if not schema.exists():
+        pytest.fail(f"the PVE API schema is expected at {schema}")
     index: dict[tuple[str, str], dict[str, Any]] = {}
 
     def walk(nodes: list[dict[str, Any]]) -> None:
@@ -25,5 +36,5 @@ def pve_schema() -> dict[tuple[str, str], dict[str, Any]]:
                 index[(method, n["path"])] = info
             walk(n.get("children", []))
 
-    walk(json.loads(SCHEMA.read_text()))
+    walk(json.loads(schema.read_text()))
     return index

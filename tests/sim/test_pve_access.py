@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from provisiond.core.pve_privileges import BUILTIN_ROLES, PRIVILEGES
 from provisiond.core.topology import Topology
 from provisiond.sim.pve import SimHandle
-from provisiond.sim.pve.routes import ROUTES
+from provisiond.sim.pve.routes import ROUTES, ROUTES_9
 from provisiond.sim.pve.rules import RULES
 from provisiond.sim.pve.testing import EXAMPLES, proxmox_client, running_simulator
 
@@ -393,11 +393,12 @@ def test_create_pci_mapping(sim: SimHandle) -> None:
 
 def test_every_route_has_the_schemas_permission_rule(
     pve_schema: dict[tuple[str, str], dict[str, Any]],
+    pve_schema_9: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    missing = sorted(set(ROUTES) - set(RULES))
+    missing = sorted((set(ROUTES) | set(ROUTES_9)) - set(RULES))
     assert not missing, f"routes without a rule in rules.RULES: {missing}"
     for key, rule in RULES.items():
-        info = pve_schema[key]
+        info = pve_schema[key] if key not in ROUTES_9 else pve_schema_9[key]  # 9.x only: 9.1
         perms = info.get("permissions", {})
         assert (rule.check.schema() if rule.check else None) == perms.get("check"), key
         assert rule.user == perms.get("user"), key

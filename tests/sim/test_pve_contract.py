@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from proxmoxer.tools import Tasks
 
-from provisiond.sim.pve.params import ENDPOINTS, Endpoint
+from provisiond.sim.pve.params import ENDPOINTS, ENDPOINTS_9, Endpoint
 from provisiond.sim.pve.params.vmoptions import PROPSTRING_KEYS
 from provisiond.sim.pve.routes import ROUTES
 
@@ -22,7 +22,21 @@ Q = QEMU + "/{vmid}"
 def test_parameters_match_the_schema(
     endpoint: Endpoint, pve_schema: dict[tuple[str, str], dict[str, Any]]
 ) -> None:
-    info = pve_schema.get((endpoint.method, endpoint.path))
+    _matches(endpoint, pve_schema)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS_9, ids=lambda e: f"{e.method} {e.path}")
+def test_9x_parameters_match_the_91_schema(
+    endpoint: Endpoint,
+    pve_schema: dict[tuple[str, str], dict[str, Any]],
+    pve_schema_9: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    assert (endpoint.method, endpoint.path) not in pve_schema, "an 8.4 route: not 9.x only"
+    _matches(endpoint, pve_schema_9)
+
+
+def _matches(endpoint: Endpoint, schema: dict[tuple[str, str], dict[str, Any]]) -> None:
+    info = schema.get((endpoint.method, endpoint.path))
     assert info is not None, "route not in the PVE schema"
     props = info["parameters"].get("properties", {})
     assert info["parameters"].get("additionalProperties") == 0
@@ -60,6 +74,8 @@ def test_responses_carry_the_promised_fields(
     q = api.nodes(NODE).qemu(1035)
     samples: dict[tuple[str, str], Any] = {
         ("GET", "/version"): api.version.get(),
+        ("GET", "/cluster/options"): api.cluster.options.get(),
+        ("GET", "/cluster/ha/groups"): api.cluster.ha.groups.get(),
         ("GET", "/cluster/resources"): api.cluster.resources.get(),
         ("GET", "/cluster/status"): api.cluster.status.get(),
         ("GET", "/cluster/tasks"): api.cluster.tasks.get(),
@@ -102,7 +118,8 @@ def test_responses_carry_the_promised_fields(
     for route, data in samples.items():
         promised = set(by_route[route].returns)
         items = data if isinstance(data, list) else [data]
-        assert items or route == ("GET", "/nodes/{node}/lxc"), route  # no containers
+        empty = {("GET", "/nodes/{node}/lxc"), ("GET", "/cluster/ha/groups")}  # none simulated
+        assert items or route in empty, route
         returns = pve_schema[route]["returns"]
         schema = returns.get("items", {}) if returns.get("type") == "array" else returns
         for item in items:

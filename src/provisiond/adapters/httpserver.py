@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -35,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from provisiond.adapters.health import Health
 
 DEFAULT_PORT = 19339
+
+log = structlog.get_logger("provisiond.metrics")
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -111,6 +114,7 @@ class MetricsServer:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        log.info("metrics_serving", host=self._host, port=self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -1,9 +1,11 @@
 """Async facade over the blocking ``proxmoxer`` client.
 
 Rules this module keeps (DESIGN §2, §6; SEMANTICS.md §1-3):
-- proxmoxer is blocking: every call runs in a bounded thread pool, never on the event loop, and
-  each worker thread has its own ``ProxmoxAPI`` (a requests Session is not shared across
-  threads). The pool size is the cap on requests in flight (default 4; pveproxy has 3 workers).
+- proxmoxer is blocking: every call runs on a thread, never on the event loop, holding one of
+  at most ``max_concurrent`` ``ProxmoxAPI`` clients (a requests Session is used by one thread at
+  a time). That cap bounds the requests in flight (default 4; pveproxy has 3 workers).
+- The threads are daemon threads: a request whose caller went away (stop while Proxmox hangs)
+  is abandoned, and the process exits without waiting up to ``read_timeout`` for its answer.
 - API tokens (preferred) or tickets (user + password; an expired ticket gets one re-login).
 - Explicit (connect, read) timeouts; TLS verification on, optionally against a CA bundle.
 - Booleans go out as ``1``/``0`` (PVE rejects ``True``); ``None`` values are dropped; ``sshkeys``
@@ -11,24 +13,36 @@ Rules this module keeps (DESIGN §2, §6; SEMANTICS.md §1-3):
 - Every call is reported to ``on_request(method, endpoint_template, code, seconds)`` — metrics
   get bounded labels (the template, never a VMID).
 - Failures become the core's exception tree (``core.pve_errors``), raised ``from`` the original;
-  messages carry the endpoint template and PVE's reason, never the token.
+  messages carry the endpoint template and PVE's reason, never the token secret.
+- Failing to talk to the API at all is one of ``core.errors.ACCESS_ERRORS`` with a one-line
+  message naming what failed and what to check: ``UnreachableError`` (refused, unknown host,
+  connect timeout), ``TLSError`` (certificate not trusted, CA file unusable), ``AuthError``
+  (401: the token id/secret or the user/password).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import proxmoxer
 import requests
 
-from provisiond.core.errors import AuthError, PermanentError, TransientError
+from provisiond.core.errors import (
+    AuthError,
+    PermanentError,
+    TLSError,
+    TransientError,
+    UnreachableError,
+)
 from provisiond.core.pve_errors import error_for
 
 
@@ -86,6 +100,69 @@ def _reason(exc: proxmoxer.ResourceException) -> str:
     return text.strip()
 
 
+def _root(exc: BaseException) -> BaseException:
+    """The innermost cause: requests wraps urllib3 wraps the socket or ssl error."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        exc = nxt
+    return exc
+
+
+def _unreachable(conn: ProxmoxConnection, exc: BaseException) -> UnreachableError:
+    root = _root(exc)
+    if isinstance(root, ConnectionRefusedError):
+        why, check = "connection refused", "is the URL right?"
+    elif isinstance(root, socket.gaierror):
+        why, check = "host name not found", "is the URL right?"
+    elif isinstance(root, TimeoutError) or isinstance(exc, requests.exceptions.ConnectTimeout):
+        why, check = "connection timed out", "is the host up and the port open?"
+    else:
+        why = (root.strerror if isinstance(root, OSError) else None) or type(root).__name__
+        check = "is the host up and the URL right?"
+    return UnreachableError(f"cannot reach {conn.url}: {why.lower()} — {check}")
+
+
+def _tls(conn: ProxmoxConnection, exc: BaseException) -> TLSError:
+    root = _root(exc)
+    ca = conn.verify if isinstance(conn.verify, str) else None
+    trusted_by = f"ca_bundle {ca}" if ca else "the system CAs"
+    if isinstance(root, ssl.SSLCertVerificationError):
+        detail = str(root.verify_message or "")
+        if "mismatch" in detail or "not valid for" in detail:
+            return TLSError(
+                f"TLS: the certificate of {conn.url} is not valid for that host name — "
+                "use the name the certificate was issued for"
+            )
+        hint = "is it the cluster's CA?" if ca else "set proxmox.ca_bundle to the cluster's CA"
+        return TLSError(f"TLS: certificate of {conn.url} not trusted by {trusted_by} — {hint}")
+    if ca and isinstance(root, ssl.SSLError):
+        return TLSError(f"TLS: ca_bundle {ca} holds no usable certificate — is it a PEM file?")
+    if ca and not isinstance(exc, requests.exceptions.RequestException):
+        return TLSError(f"TLS: cannot read ca_bundle {ca} — does the file exist?")
+    return TLSError(f"TLS: handshake with {conn.url} failed — is it the Proxmox API port?")
+
+
+@dataclass(slots=True)
+class _Session:
+    """One ``ProxmoxAPI`` (built, and for tickets logged in, on first use), used by one thread at
+    a time."""
+
+    api: Any = field(default=None)
+
+
+def _settle(done: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(value)
+
+
 class ProxmoxClient:
     """Async, bounded, instrumented access to one Proxmox VE API endpoint."""
 
@@ -104,19 +181,18 @@ class ProxmoxClient:
         self._port = parts.port or 8006
         self._on_request = on_request
         self._clock = clock
-        self._pool = ThreadPoolExecutor(
-            max_workers=conn.max_concurrent, thread_name_prefix="proxmox"
-        )
-        self._local = threading.local()
+        self._slots = asyncio.Semaphore(conn.max_concurrent)
+        self._idle: list[_Session] = []
+        self._idle_lock = threading.Lock()
 
     @property
     def identity(self) -> str:
         """Who the requests run as: the token id or the user (for messages)."""
         return self._conn.identity
 
-    def _api(self) -> Any:
-        """This worker thread's client (created, and for tickets logged in, on first use)."""
-        api = getattr(self._local, "api", None)
+    def _api(self, session: _Session) -> Any:
+        """The session's client (created, and for tickets logged in, on first use)."""
+        api = session.api
         if api is None:
             common: dict[str, Any] = {
                 "port": self._port,
@@ -136,25 +212,33 @@ class ProxmoxClient:
                 api = proxmoxer.ProxmoxAPI(
                     self._host, user=self._conn.identity, password=self._conn.secret, **common
                 )
-            self._local.api = api
+            session.api = api
         return api
 
     def _call(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
-        """Runs in a worker thread. A ticket the server no longer accepts (expired, or the
+        """Runs on a request thread. A ticket the server no longer accepts (expired, or the
         server restarted) is replaced by one fresh login, once; tokens are never retried."""
+        with self._idle_lock:
+            session = self._idle.pop() if self._idle else _Session()
         try:
-            return self._call_once(method, template, path, params)
-        except AuthError:
-            if self._conn.uses_token or getattr(self._local, "api", None) is None:
-                raise
-            self._local.api = None
-            return self._call_once(method, template, path, params)
+            try:
+                return self._call_once(session, method, template, path, params)
+            except AuthError:
+                if self._conn.uses_token or session.api is None:
+                    raise
+                session.api = None
+                return self._call_once(session, method, template, path, params)
+        finally:
+            with self._idle_lock:
+                self._idle.append(session)
 
-    def _call_once(self, method: str, template: str, path: str, params: dict[str, Any]) -> Any:
+    def _call_once(
+        self, session: _Session, method: str, template: str, path: str, params: dict[str, Any]
+    ) -> Any:
         started = self._clock()
         code = "error"
         try:
-            resource = self._api()(path.lstrip("/"))
+            resource = self._api(session)(path.lstrip("/"))
             if method == "GET":
                 result = resource.get(**params)
             elif method == "POST":
@@ -167,28 +251,42 @@ class ProxmoxClient:
             return result
         except proxmoxer.ResourceException as exc:
             code = str(exc.status_code)
+            if exc.status_code == 401:
+                raise self._auth_failed() from exc
             raise error_for(exc.status_code, _reason(exc), context=f"{method} {template}") from exc
         except proxmoxer.AuthenticationError as exc:
             code = "401"
-            self._local.api = None
-            raise AuthError(f"{method} {template}: login as {self._conn.identity} failed") from exc
+            session.api = None
+            raise self._auth_failed() from exc
         except requests.exceptions.SSLError as exc:
             code = "tls"
-            raise PermanentError(
-                f"{method} {template}: TLS verification failed for {self._host} "
-                "(set proxmox.ca_bundle, or fix the certificate)"
-            ) from exc
+            raise _tls(self._conn, exc) from exc
+        except requests.exceptions.ConnectTimeout as exc:
+            code = "timeout"
+            raise _unreachable(self._conn, exc) from exc
         except requests.exceptions.Timeout as exc:
             code = "timeout"
-            raise TransientError(f"{method} {template}: timed out") from exc
+            raise TransientError(
+                f"{method} {template}: no answer within {self._conn.read_timeout:g} s"
+            ) from exc
         except requests.exceptions.ConnectionError as exc:
             code = "connection"
-            raise TransientError(
-                f"{method} {template}: cannot connect to {self._host}:{self._port}"
-            ) from exc
+            raise _unreachable(self._conn, exc) from exc
+        except OSError as exc:  # requests: "Could not find a suitable TLS CA certificate bundle"
+            code = "tls"
+            raise _tls(self._conn, exc) from exc
         finally:
             if self._on_request is not None:
                 self._on_request(method, template, code, self._clock() - started)
+
+    def _auth_failed(self) -> AuthError:
+        if self._conn.uses_token:
+            return AuthError(
+                f"authentication failed for token {self._conn.identity} — check token id and secret"
+            )
+        return AuthError(
+            f"authentication failed for user {self._conn.identity} — check user and password"
+        )
 
     async def request(
         self,
@@ -207,10 +305,23 @@ class ProxmoxClient:
             raise ValueError(f"unsupported method {method}")
         url_path = template.format(**{k: str(v) for k, v in path.items()})
         encoded = encode_params(params or {})
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, self._call, method, template, url_path, encoded
-        )
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[Any] = loop.create_future()
+
+            def work() -> None:
+                value: Any = None
+                error: BaseException | None = None
+                try:
+                    value = self._call(method, template, url_path, encoded)
+                except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                    error = exc
+                # The loop may be closed (the caller stopped): nobody waits for this answer.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, done, value, error)
+
+            threading.Thread(target=work, name="proxmox-request", daemon=True).start()
+            return await done
 
     async def get(
         self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
@@ -233,4 +344,6 @@ class ProxmoxClient:
         return await self.request("DELETE", template, params, **path)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop the idle clients. Requests under way are not waited for (daemon threads)."""
+        with self._idle_lock:
+            self._idle.clear()

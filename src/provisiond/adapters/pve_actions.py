@@ -12,18 +12,27 @@ Task listing (``running_tasks``): ``GET /nodes/{n}/tasks?source=active`` lists t
 running on a node (SEMANTICS §4: ``source=active`` includes exactly the running tasks, with
 ``status: RUNNING``); a task not in it has stopped, and its exit status is then read once from
 ``…/tasks/{upid}/status``. One listing serves every task waited for on that node.
+
+Task durations (``on_task(task_type, seconds)``, ``provisiond_proxmox_task_duration_seconds``):
+measured on this process's monotonic clock from the answer that returned the UPID to the first
+status read that finds the task stopped — so polling adds up to one poll interval, and a clock
+skew between this host and the Proxmox node does not matter (the task status has no
+``endtime``). Tasks this process did not start (adopted after a restart) are not timed: their
+start is unknown. The type comes from the UPID (``qmclone``, ``qmigrate``, …): a bounded label.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from provisiond.adapters.proxmox import ProxmoxClient
 from provisiond.core.errors import PermanentError, TransientError
-from provisiond.core.ports import StaleDigestError, TaskRef, TaskStatus
+from provisiond.core.ports import MigratePrecondition, StaleDigestError, TaskRef, TaskStatus
 
 _VM = "/nodes/{node}/qemu/{vmid}"
+_TIMED_MAX = 10_000  # tasks being timed; a wait abandoned at stop must not grow it for ever
 
 
 def _task(node: str, upid: Any, what: str) -> TaskRef:
@@ -43,17 +52,34 @@ def _stale(exc: TransientError) -> TransientError:
 
 class ProxmoxActions:
     def __init__(
-        self, client: ProxmoxClient, *, invalidate: Callable[[int], None] = lambda _vmid: None
+        self,
+        client: ProxmoxClient,
+        *,
+        invalidate: Callable[[int], None] = lambda _vmid: None,
+        on_task: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._invalidate = invalidate
+        self._on_task = on_task
+        self._clock = clock
+        self._timed: dict[str, tuple[str, float]] = {}  # UPID -> (task type, started)
+
+    def _task(self, node: str, upid: Any, what: str) -> TaskRef:
+        ref = _task(node, upid, what)
+        if self._on_task is not None:
+            if len(self._timed) >= _TIMED_MAX:
+                del self._timed[next(iter(self._timed))]
+            parts = ref.upid.split(":")
+            self._timed[ref.upid] = (parts[5] if len(parts) > 6 else "unknown", self._clock())
+        return ref
 
     async def _vm_post(
         self, action: str, host: str, vmid: int, params: Mapping[str, Any] | None = None
     ) -> TaskRef:
         upid = await self._client.post(f"{_VM}/{action}", params, node=host, vmid=vmid)
         self._invalidate(vmid)
-        return _task(host, upid, f"POST {_VM}/{action}")
+        return self._task(host, upid, f"POST {_VM}/{action}")
 
     async def clone(
         self,
@@ -81,7 +107,7 @@ class ProxmoxActions:
             f"{_VM}/clone", params, node=template_host, vmid=template_vmid
         )
         self._invalidate(newid)
-        return _task(template_host, upid, f"POST {_VM}/clone")
+        return self._task(template_host, upid, f"POST {_VM}/clone")
 
     async def configure(
         self,
@@ -113,7 +139,7 @@ class ProxmoxActions:
             raise _stale(exc) from exc
         finally:
             self._invalidate(vmid)
-        return _task(host, upid, f"PUT {_VM}/resize")
+        return self._task(host, upid, f"PUT {_VM}/resize")
 
     async def start(self, *, host: str, vmid: int) -> TaskRef:
         return await self._vm_post("status/start", host, vmid)
@@ -145,12 +171,35 @@ class ProxmoxActions:
             },
         )
 
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition:
+        data = await self._client.get(f"{_VM}/migrate", {"target": target}, node=host, vmid=vmid)
+        data = data or {}
+        not_allowed = {
+            str(node): tuple(
+                f"{key}: {', '.join(str(x) for x in values)}"
+                for key, values in sorted((why or {}).items())
+            )
+            for node, why in sorted((data.get("not_allowed_nodes") or {}).items())
+        }
+        return MigratePrecondition(
+            running=str(data.get("running", 0)) in ("1", "True", "true"),
+            allowed_nodes=tuple(str(n) for n in data.get("allowed_nodes") or ()),
+            not_allowed=not_allowed,
+            local_disks=tuple(
+                str(d.get("drivename") or d.get("volid", "")) for d in data.get("local_disks") or ()
+            ),
+            local_resources=tuple(str(r) for r in data.get("local_resources") or ()),
+            mapped_resources=tuple(str(r) for r in data.get("mapped-resources") or ()),
+        )
+
     async def destroy(self, *, host: str, vmid: int) -> TaskRef:
         upid = await self._client.delete(
             _VM, {"purge": True, "destroy-unreferenced-disks": True}, node=host, vmid=vmid
         )
         self._invalidate(vmid)
-        return _task(host, upid, f"DELETE {_VM}")
+        return self._task(host, upid, f"DELETE {_VM}")
 
     async def task_status(self, task: TaskRef) -> TaskStatus:
         data = await self._client.get(
@@ -158,6 +207,9 @@ class ProxmoxActions:
         )
         running = str(data.get("status")) == "running"
         exitstatus = data.get("exitstatus")
+        timed = None if running else self._timed.pop(task.upid, None)
+        if timed is not None and self._on_task is not None:
+            self._on_task(timed[0], self._clock() - timed[1])
         return TaskStatus(running=running, exitstatus=None if running else str(exitstatus))
 
     async def running_tasks(self, node: str) -> frozenset[str]:

@@ -16,7 +16,9 @@ The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM
 request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
 is not known.
 
-What could not be read is reported in ``Unobserved`` and never guessed: an offline host is not
+Not reaching Proxmox at all (``core.errors.ACCESS_ERRORS`` on ``/cluster/resources``: refused,
+TLS, a rejected token) raises: that is no observation, not an empty cluster. Any other failure
+to read is reported in ``Unobserved`` and never guessed: an offline host is not
 asked (its VMs are ``unknown`` in the resource list), a failed config read leaves that VM's
 ``config`` as the last good one or ``None``.
 """
@@ -32,7 +34,8 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
-from provisiond.core.errors import AuthError, PermanentError, ProvisiondError
+from provisiond.adapters.pve_hareader import HaReader
+from provisiond.core.errors import ACCESS_ERRORS, AuthError, PermanentError, ProvisiondError
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -127,6 +130,7 @@ class ProxmoxObserver:
         self._mappings: _Cached[tuple[PciMapping, ...]] | None = None
         self._storages: dict[str, _Cached[tuple[Storage, ...]]] = {}
         self._pci: dict[str, _Cached[tuple[PciDevice, ...]]] = {}
+        self._ha = HaReader(client, cache_ttl=cache_ttl, clock=clock)  # PVE 9.x rules, crs
 
     def invalidate(self, vmid: int) -> None:
         """Forget a VM's cached config (the executor wrote to it)."""
@@ -238,13 +242,14 @@ class ProxmoxObserver:
     # -- cached reads ---------------------------------------------------------------------------
 
     async def _get_mappings(self, unobserved: list[str]) -> tuple[PciMapping, ...]:
+        """The mappings; on failure the last good copy, and ``"mappings"`` in ``unobserved``."""
         if self._mappings is not None and self._fresh(self._mappings):
             return self._mappings.value
         try:
             data = await self._client.get("/cluster/mapping/pci")
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/mapping/pci", error=str(exc))
-            unobserved.append("cluster/mapping/pci")
+            unobserved.append("mappings")
             return self._mappings.value if self._mappings else ()
         value = tuple(sorted((_mapping(m) for m in data or []), key=lambda m: m.id))
         self._mappings = _Cached(value, self._clock())
@@ -259,7 +264,7 @@ class ProxmoxObserver:
             data = await self._client.get("/nodes/{node}/storage", node=node)
         except ProvisiondError as exc:
             log.warning("observe_failed", what="storage", host=node, error=str(exc))
-            unobserved.append(f"nodes/{node}/storage")
+            unobserved.append("storage")
             return cached.value if cached else ()
         value = tuple(
             sorted(
@@ -268,6 +273,7 @@ class ProxmoxObserver:
                         name=str(s["storage"]),
                         shared=_pve_bool(s.get("shared", 0)),
                         active=_pve_bool(s.get("active", 1)) and _pve_bool(s.get("enabled", 1)),
+                        avail_bytes=int(s["avail"]) if s.get("avail") is not None else None,
                     )
                     for s in data or []
                 ),
@@ -293,7 +299,7 @@ class ProxmoxObserver:
             return ()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="hardware/pci", host=node, error=str(exc))
-            unobserved.append(f"nodes/{node}/hardware/pci")
+            unobserved.append("pci")
             return cached.value if cached else ()
         value = tuple(
             PciDevice(
@@ -351,10 +357,13 @@ class ProxmoxObserver:
         )
 
     async def observe(self) -> ObservedState:
-        lists: list[str] = []
-        partial: list[str] = []
+        tasks_unobserved = False
+        # what failed, per read: "mappings"; per host: "storage", "pci" (typed in Unobserved)
+        mappings_failed: list[str] = []
         try:
             resources = await self._resources()
+        except ACCESS_ERRORS:
+            raise  # Proxmox cannot be talked to at all: not a partial view, the caller decides
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/resources", error=str(exc))
             return ObservedState(
@@ -364,7 +373,7 @@ class ProxmoxObserver:
             tasks = await self.active_tasks()
         except ProvisiondError as exc:
             log.warning("observe_failed", what="cluster/tasks", error=str(exc))
-            lists.append("cluster/tasks")
+            tasks_unobserved = True
             tasks = ()
 
         nodes = sorted(
@@ -382,19 +391,25 @@ class ProxmoxObserver:
                 del self._configs[vmid]
 
         failed: list[int] = []
-        mappings_task = self._get_mappings(partial)
+        host_failed: dict[str, list[str]] = {str(n["node"]): [] for n in nodes}
+        mappings_task = self._get_mappings(mappings_failed)
         storage_tasks = [
-            self._get_storages(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
+            self._get_storages(str(n["node"]), host_failed[str(n["node"])])
+            for n in nodes
+            if str(n["node"]) in online
         ]
         pci_tasks = [
-            self._get_pci(str(n["node"]), partial) for n in nodes if str(n["node"]) in online
+            self._get_pci(str(n["node"]), host_failed[str(n["node"])])
+            for n in nodes
+            if str(n["node"]) in online
         ]
         config_tasks = [self._get_config(r, failed) for r in vm_items if str(r["node"]) in online]
-        mappings, storages, pcis, configs = await asyncio.gather(
+        mappings, storages, pcis, configs, ha = await asyncio.gather(
             mappings_task,
             asyncio.gather(*storage_tasks),
             asyncio.gather(*pci_tasks),
             asyncio.gather(*config_tasks),
+            self._ha.read(),
         )
 
         online_nodes = [n for n in nodes if str(n["node"]) in online]
@@ -429,10 +444,13 @@ class ProxmoxObserver:
             tasks=tasks,
             kube=None,
             unobserved=Unobserved(
-                lists=tuple(lists),
-                partial=tuple(partial),
+                storage=tuple(h for h, what in host_failed.items() if "storage" in what),
+                pci=tuple(h for h, what in host_failed.items() if "pci" in what),
+                mappings=bool(mappings_failed),
+                tasks=tasks_unobserved,
                 offline_hosts=offline,
                 vm_configs=tuple(sorted(failed + offline_configs)),
             ),
             self_vmid=self._self_vmid,
+            ha=ha,
         )

@@ -8,11 +8,15 @@ Settings flags map to settings overrides, the highest precedence (settings.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from provisiond.cli import sandbox
 from provisiond.core.errors import SpecError
+from provisiond.settings import Settings, load_settings
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -33,13 +37,18 @@ class Commands(Protocol):
 def add_command(
     commands: Commands, name: str, summary: str, doc: str | None = None
 ) -> argparse.ArgumentParser:
-    """A command's parser; ``doc`` (the module docstring) is shown verbatim by ``--help``."""
+    """A command's parser; ``doc`` (the module docstring) is shown by ``--help`` as plain text."""
     return commands.add_parser(
         name,
         help=summary,
-        description=doc,
+        description=plain(doc) if doc is not None else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def plain(doc: str) -> str:
+    """A docstring as help text: reStructuredText literals (````x````) and ``::`` as plain words."""
+    return doc.replace("``", "").replace("::\n", ":\n")
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, *, spec_default: str = "") -> None:
@@ -51,6 +60,32 @@ def add_settings_flags(parser: argparse.ArgumentParser, *, spec_default: str = "
         metavar="PATH",
         help=f"fleet spec file or directory (repeatable{spec_default})",
     )
+
+
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--spec`` and ``--sim DIR``: where the cluster and the spec are."""
+    add_settings_flags(parser, spec_default="; default: settings spec.paths, or DIR/fleet.yaml")
+    parser.add_argument(
+        "--sim",
+        metavar="DIR",
+        help="a simulator started from DIR/topology.yaml, not a cluster (spec: DIR/fleet.yaml)",
+    )
+
+
+SIM_TIME_SCALE = 0.01  # a simulated task takes 1/100 of a real one
+
+
+@contextlib.contextmanager
+def connection_settings(args: argparse.Namespace) -> Iterator[Settings]:
+    """Settings for a real cluster (settings file/environment), or for a simulator started from
+    ``--sim DIR`` (stopped when the block ends)."""
+    if args.sim is None:
+        yield load_settings(args.config, settings_overrides(spec=args.spec))
+        return
+    sim_dir = Path(args.sim)
+    with sandbox.simulated(sim_dir / "topology.yaml", time_scale=SIM_TIME_SCALE) as sim:
+        spec = [Path(p) for p in args.spec] if args.spec else [sim_dir / "fleet.yaml"]
+        yield sandbox.settings_for(sim, spec, time_scale=SIM_TIME_SCALE)
 
 
 def add_output_flags(parser: argparse.ArgumentParser, *, exit_flag: str, exit_help: str) -> None:

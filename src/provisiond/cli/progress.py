@@ -1,8 +1,8 @@
 """Live progress of ``apply`` and ``demo``: rich progress bars on a terminal, plain lines elsewhere.
 
 ``Progress`` is both the executor's ``ActionListener`` and the reconciler's ``CycleListener``;
-it also counts actions per kind and outcome for the final summary, and can fan events out to
-further listeners (metrics).
+it also counts actions per kind and outcome for the final summary, and passes every event on to
+further listeners (``runtime.listeners.Listeners``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rich.progress import Progress as RichProgress
 from provisiond.cli.report import action_target, summary_line
 from provisiond.core.actions import Action
 from provisiond.core.plan import Plan
+from provisiond.runtime.listeners import Listeners
 from provisiond.runtime.reconciler import CycleListener, CycleResult
 from provisiond.runtime.results import ActionListener, ActionResult, Outcome
 
@@ -52,8 +53,7 @@ class Progress:
         self.failed: Counter[str] = Counter()
         self.outcomes: Counter[Outcome] = Counter()
         self.cycles = 0
-        self._action_listeners = tuple(action_listeners)
-        self._cycle_listeners = tuple(cycle_listeners)
+        self._next = Listeners(actions=action_listeners, cycles=cycle_listeners)
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
         if console.is_terminal and not quiet:
@@ -80,21 +80,18 @@ class Progress:
     # -- ActionListener ------------------------------------------------------------------------
     def plan_started(self, plan: Plan) -> None:
         """A plan starts executing: extend the bar by its actions."""
-        for listener in self._action_listeners:
-            listener.plan_started(plan)
+        self._next.plan_started(plan)
         if self._bar is not None and self._task is not None:
             current = self._bar.tasks[0].total or 0
             self._bar.update(self._task, total=current + len(plan.actions))
 
     def action_started(self, action: Action) -> None:
-        for listener in self._action_listeners:
-            listener.action_started(action)
+        self._next.action_started(action)
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, description=escape(describe(action)))
 
     def action_finished(self, result: ActionResult) -> None:
-        for listener in self._action_listeners:
-            listener.action_finished(result)
+        self._next.action_finished(result)
         self.outcomes[result.outcome] += 1
         if result.outcome.done:
             self.done[result.action.kind] += 1
@@ -118,8 +115,7 @@ class Progress:
 
     # -- CycleListener -------------------------------------------------------------------------
     def cycle_finished(self, result: CycleResult) -> None:
-        for listener in self._cycle_listeners:
-            listener.cycle_finished(result)
+        self._next.cycle_finished(result)
         self.cycles += 1
         if self.quiet:
             return

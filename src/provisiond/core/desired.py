@@ -142,6 +142,7 @@ class DesiredVM:
     spread: Spread = Spread.PREFERRED
     tags: tuple[str, ...] = ()  # extra tags, besides the ownership tags
     kubernetes: KubeNodeSpec | None = None  # None = not a Kubernetes node
+    allow_large_growth: bool = False  # grow disks past the free space / the growth factor
     source: SourceRef = field(default_factory=SourceRef)
 
 
@@ -151,11 +152,20 @@ class Overcommit:
     memory: float = 1.0
 
 
+class HaBalance(StrEnum):
+    """Who rebalances HA-managed VMs (PVE 9.x: the CRS can, with ``ha-auto-rebalance``)."""
+
+    AUTO = "auto"  # provisiond unless the CRS auto-rebalance is on (or may be: options unread)
+    ALWAYS = "always"  # provisiond, even beside the CRS balancer (two balancers: risk of churn)
+    NEVER = "never"  # never provisiond: HA-managed VMs are the HA manager's
+
+
 @dataclass(frozen=True, slots=True)
 class RebalancePolicy:
     enabled: bool = False
     memory_threshold: float = 0.90
     cpu_threshold: float = 1.0
+    ha_managed: HaBalance = HaBalance.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +189,7 @@ class Policy:
     max_concurrent_per_host: int = 2
     max_disruptions_per_pool: int = 1
     max_disruptions: int = 2
+    max_disk_growth: float = 4.0  # a disk grown more than this many times at once is blocked
     overcommit: Overcommit = field(default_factory=Overcommit)
     rebalance: RebalancePolicy = field(default_factory=RebalancePolicy)
     maintenance: tuple[str, ...] = ()

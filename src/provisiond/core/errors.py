@@ -5,12 +5,17 @@ Retryability lives in the type, not in the call site (STYLE.md §4)::
     ProvisiondError
     ├── TransientError(retry_after)   retry later: lock held, timeout, connection, 409, 429, 503
     │   ├── LockedError(lock)         locked (backup, clone, migrate…): wait, never unlock
-    │   └── UnclassifiedError         unknown 500: ``max_retries`` retries, then permanent
+    │   ├── UnclassifiedError         unknown 500: ``max_retries`` retries, then permanent
+    │   └── UnreachableError          the API endpoint itself cannot be reached (refused, DNS…)
     ├── PermanentError                retrying will not help: permission, parameter, root-only
-    │   └── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
+    │   ├── AuthError                 401/403: never retried (pveproxy delays every 401 by 3 s)
+    │   └── TLSError                  the server's certificate is not trusted (CA, host name)
     ├── SpecError(issues)             a fleet/topology document is invalid; carries every issue
-    ├── ObservationError              the world could not be seen completely
     └── ConfigError                   the daemon's own settings are unusable
+
+``ACCESS_ERRORS`` — unreachable, TLS, authentication — say the daemon cannot talk to Proxmox at
+all, whatever it asked: a one-shot command fails with their one-line message (exit 1), the
+daemon waits for them on a backoff of their own instead of planning from an empty observation.
 
 Adapters map library exceptions onto this tree with ``raise … from exc``; messages never carry
 secrets (tokens, passwords): adapters redact before raising.
@@ -55,6 +60,17 @@ class AuthError(PermanentError):
     """Authentication or authorisation failed (401/403). Never retried."""
 
 
+class UnreachableError(TransientError):
+    """The API endpoint could not be reached (connection refused, unknown host, timed out)."""
+
+
+class TLSError(PermanentError):
+    """TLS failed: the certificate is not trusted by the CA bundle, or the CA file is unusable."""
+
+
+ACCESS_ERRORS: tuple[type[ProvisiondError], ...] = (UnreachableError, TLSError, AuthError)
+
+
 @dataclass(frozen=True, slots=True)
 class SpecIssue:
     """One problem in a spec document: where it is and what is wrong.
@@ -79,10 +95,6 @@ class SpecError(ProvisiondError):
     def __init__(self, issues: list[SpecIssue]) -> None:
         self.issues = tuple(issues)
         super().__init__("\n".join(str(i) for i in self.issues) or "invalid spec")
-
-
-class ObservationError(ProvisiondError):
-    """A part of the world could not be observed; plans must not act on what is missing."""
 
 
 class ConfigError(ProvisiondError):

@@ -7,8 +7,9 @@ memory in MiB, disk sizes in bytes, tags lower-case.
 Invariants the observer guarantees:
 - every VM on a host that did not answer is present with ``status=UNKNOWN`` ("unknown, not
   missing": ``/cluster/resources`` still lists it from the cluster file system);
-- whatever could not be read is named in ``unobserved``, never silently left out: a failed
-  cluster-wide list, an offline host, a VM whose config could not be read (``config is None``);
+- whatever could not be read is named in ``unobserved``, never silently left out, as typed data
+  (per host: storage, PCI list; global: mappings, tasks; per VM: config): a failed cluster-wide
+  list, an offline host, a VM whose config could not be read (``config is None``);
 - ``kube is None`` means no Kubernetes is configured; a configured but unreadable Kubernetes is
   ``kube is None`` *and* ``unobserved.kubernetes``;
 - ``config`` is the *current* config (``GET …/config?current=1``); ``pending`` is the config with
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from provisiond.core.desired import IpConfig, Taint
+from provisiond.core.hacluster import HaCluster
 
 MANAGED_ANNOTATION = "provisiond.dev/managed"  # JSON: {"labels": [...], "taints": [...]}
 PAUSED_ANNOTATION = "provisiond.dev/paused"
@@ -40,6 +42,7 @@ class Storage:
     name: str
     shared: bool = False
     active: bool = True
+    avail_bytes: int | None = None  # free space as the host reports it; None: not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +200,17 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Unobserved:
-    """What this snapshot could not see."""
+    """What this snapshot could not see, as typed data: the planner asks it which inputs of a
+    decision are missing and leaves that decision waiting ("not observed: …")."""
 
-    lists: tuple[str, ...] = ()  # failed cluster-wide reads, e.g. "cluster/resources"
-    # Failed secondary reads (a host's storage or PCI list, the mappings): what they describe is
-    # treated as absent — nothing is placed on storage or devices not seen — so they do not make
-    # VMIDs untrustworthy; they are reported.
-    partial: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()  # failed cluster-wide lists, e.g. "cluster/resources"
+    # Failed secondary reads. What they describe is absent (or a last good copy): nothing that
+    # rests on them is decided — no placement on a host whose storage is unseen, no GPU decision
+    # without the mappings or a host's PCI list — but VMIDs stay trustworthy.
+    storage: tuple[str, ...] = ()  # hosts whose storage list could not be read
+    pci: tuple[str, ...] = ()  # hosts whose PCI device list could not be read
+    mappings: bool = False  # the PCI resource mappings could not be read
+    tasks: bool = False  # the running tasks could not be read: nothing in flight is known
     offline_hosts: tuple[str, ...] = ()
     vm_configs: tuple[int, ...] = ()  # VMIDs whose config could not be read
     kubernetes: bool = False  # Kubernetes configured but not readable
@@ -212,6 +219,15 @@ class Unobserved:
     def vmids_trustworthy(self) -> bool:
         """Whether the absence of a VMID from ``vms`` means it does not exist."""
         return not self.lists
+
+    @property
+    def partial(self) -> tuple[str, ...]:
+        """The failed secondary reads, named by their API path (for reports)."""
+        return (
+            *(("cluster/mapping/pci",) if self.mappings else ()),
+            *(f"nodes/{h}/storage" for h in self.storage),
+            *(f"nodes/{h}/hardware/pci" for h in self.pci),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +239,7 @@ class ObservedState:
     kube: tuple[KubeNode, ...] | None = None  # None: no Kubernetes configured (or unreadable)
     unobserved: Unobserved = field(default_factory=Unobserved)
     self_vmid: int | None = None  # the VM provisiond runs in: never disrupted
+    ha: HaCluster = field(default_factory=HaCluster)  # PVE 9.x HA rules and CRS auto-rebalance
 
     @property
     def read_failures(self) -> tuple[str, ...]:
@@ -233,7 +250,9 @@ class ObservedState:
         u = self.unobserved
         unknown = {v.vmid for v in self.vms if v.status is VMStatus.UNKNOWN}
         configs = [f"config of VM {i}" for i in u.vm_configs if i not in unknown]
-        return (*u.lists, *u.partial, *(("kubernetes",) if u.kubernetes else ()), *configs)
+        tasks = ("cluster/tasks",) if u.tasks else ()
+        kube = ("kubernetes",) if u.kubernetes else ()
+        return (*u.lists, *tasks, *u.partial, *kube, *configs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,14 @@
 Steps, each deterministic (VMIDs and host names sorted), each in its module of
 ``core.planning``:
 1. match every desired VM to what holds its VMID (ownership, adoption, conflicts, work under way);
-2. account every observed VM on its host (scheduler loads);
-3. existing VMs: move when misplaced (maintenance, pin, allowed hosts, strict spread, no room to
-   grow), configure spec-owned keys, grow disks, apply pending changes, power, node labels/taints;
-4. missing VMs: GPU VMs first, place, clone (on the template's host and migrate when the target
-   cannot be reached directly), configure, grow, start;
+2. account every observed VM on its host (scheduler loads), reserve what is in flight (running
+   migrations and clones, on every host they may land on), find over-assigned GPU devices;
+3. existing VMs: move when misplaced (maintenance, pin, allowed hosts, a GPU mapping missing or
+   over-assigned, strict spread, no room to grow), configure spec-owned keys, grow disks, apply
+   pending changes, power, node labels/taints; what rests on an unobserved input waits;
+4. missing VMs: placed jointly, the most constrained first (``Scheduler.place_all``), clone (on
+   the template's host and migrate when the target cannot be reached directly), configure,
+   grow, start;
 5. opt-in rebalance; 6. prune, last.
 
 Invariants (tests): an unowned VM is never acted on; an unobserved one (unknown status, config
@@ -55,12 +58,11 @@ def plan(
             s.blocked.append(Blocked("empty_spec", why, fleet=fleet.name))
     every = sorted((vm for f in s.fleets.values() for vm in f.vms), key=lambda d: d.vmid)
     missing = [d for d in every if match(s, d)]
-    account(s)
+    account(s, every)
     count_out(s)
     for vmid in sorted(s.matched):
         manage(s, s.matched[vmid])
-    for d in sorted(missing, key=lambda d: (d.gpus is None, d.vmid)):
-        create(s, d)
+    create(s, missing)
     nodes_without_vm(s, every)
     for name in sorted(s.fleets):
         if s.fleets[name].policy.rebalance.enabled:

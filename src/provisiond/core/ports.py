@@ -9,7 +9,7 @@ core type: raw API payloads never travel past the adapters. Errors crossing a po
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from provisiond.core.desired import DesiredState, Taint
@@ -63,6 +63,18 @@ class StaleDigestError(TransientError):
     """A write's ``digest`` no longer matches (PVE: ``checksum mismatch (file change by other
     user?)``): the VM changed since it was read. Never retried as is — the VM is requeued and
     re-observed, and the next plan decides again."""
+
+
+@dataclass(frozen=True, slots=True)
+class MigratePrecondition:
+    """What ``GET /nodes/{n}/qemu/{id}/migrate?target=`` says about moving a VM (SEMANTICS §6)."""
+
+    running: bool
+    allowed_nodes: tuple[str, ...] = ()
+    not_allowed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node -> why
+    local_disks: tuple[str, ...] = ()  # drives on storage the target does not share
+    local_resources: tuple[str, ...] = ()  # e.g. raw hostpci, or non-live mapped while running
+    mapped_resources: tuple[str, ...] = ()
 
 
 class ConflictError(StaleDigestError):
@@ -151,6 +163,10 @@ class ProxmoxWriter(Protocol):
     async def migrate(
         self, *, host: str, vmid: int, target: str, online: bool, with_local_disks: bool
     ) -> TaskRef: ...
+
+    async def migrate_precondition(
+        self, *, host: str, vmid: int, target: str
+    ) -> MigratePrecondition: ...
 
     async def destroy(self, *, host: str, vmid: int) -> TaskRef: ...
 

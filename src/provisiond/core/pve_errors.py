@@ -4,7 +4,8 @@ Proxmox answers almost every semantic error with HTTP 500 and the message as the
 (``../shared/proxmox/SEMANTICS.md`` §1, §6), so the status alone decides little. The table below
 is data: each row is a message pattern and what it means. Rows are checked in order; the first
 match wins. An unknown 500 is ``UNCLASSIFIED`` (retried at most twice, then permanent for the
-cycle); 401/403 are never retried (pveproxy delays every 401 by 3 s).
+cycle); 401/403 are never retried (pveproxy delays every 401 by 3 s) — decided by the status
+before any message row, so a 403 whose text happens to say "try again" stays a 403.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _MESSAGES: tuple[tuple[re.Pattern[str], Fault], ...] = tuple(
         (r"hostname lookup .* failed", Fault.TRANSIENT),  # proxyto an unreachable node (§1)
         (r"connection (refused|reset|timed out)|connect to .* failed", Fault.TRANSIENT),
         (r"no route to host|temporarily unavailable|try again", Fault.TRANSIENT),
-        (r"^Permission check failed", Fault.AUTH),  # 403 (§1)
+        (r"^Permission check failed", Fault.AUTH),  # 403 (§1), also when sent as a 500
         (r"only root", Fault.PERMANENT),  # hostpci raw, skiplock, force (§5, §6)
         (r"^Parameter verification failed", Fault.PERMANENT),  # 400 (§1)
         (r"does not exist", Fault.PERMANENT),  # VM/config/mapping gone (§5)
@@ -54,17 +55,15 @@ _MESSAGES: tuple[tuple[re.Pattern[str], Fault], ...] = tuple(
 
 def classify(status: int, message: str) -> Fault:
     """Classify a failed Proxmox API call by its HTTP status and its message."""
+    if status in (401, 403):
+        return Fault.AUTH
     if _LOCKED.search(message):
         return Fault.LOCKED
-    if status == 401:
-        return Fault.AUTH
     if status in (408, 409, 425, 429, 502, 503, 504) or status >= 595:
         return Fault.TRANSIENT  # 595/596: pveproxy could not reach the node
     for pattern, fault in _MESSAGES:
         if pattern.search(message):
             return fault
-    if status == 403:
-        return Fault.AUTH
     if 400 <= status < 500:
         return Fault.PERMANENT
     return Fault.UNCLASSIFIED

@@ -19,6 +19,7 @@ from provisiond.core.desired import (
     DiskSpec,
     DrainPolicy,
     GpuRequest,
+    HaBalance,
     IpConfig,
     KubeNodeSpec,
     NicSpec,
@@ -70,11 +71,13 @@ def resolve_policy(p: PolicySpec) -> Policy:
         max_concurrent_per_host=p.max_concurrent_per_host,
         max_disruptions_per_pool=p.max_disruptions_per_pool,
         max_disruptions=p.max_disruptions,
+        max_disk_growth=p.max_disk_growth,
         overcommit=Overcommit(cpu=p.overcommit.cpu, memory=p.overcommit.memory),
         rebalance=RebalancePolicy(
             enabled=p.rebalance.enabled,
             memory_threshold=p.rebalance.memory_threshold,
             cpu_threshold=p.rebalance.cpu_threshold,
+            ha_managed=HaBalance(p.rebalance.ha_managed),
         ),
         maintenance=tuple(p.maintenance),
         drain=DrainPolicy(
@@ -119,6 +122,7 @@ def _resolve_vm(doc: SourcedFleet, fleet: Fleet, m: Member) -> DesiredVM:
         spread=Spread(spread or Spread.PREFERRED),
         tags=tuple(s.tags or ()),
         kubernetes=_kubernetes(m),
+        allow_large_growth=bool(s.allow_large_growth),
         source=SourceRef(doc.file, doc.locate(m.path)),
     )
 

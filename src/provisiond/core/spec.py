@@ -293,6 +293,10 @@ class VmSettings(_Model):
     host: HostName | None = Field(default=None, description="pin the VM to this host")
     tags: tuple[Tag, ...] | None = None
     kubernetes: KubernetesSpec | None = None
+    allow_large_growth: StrictBool | None = Field(
+        default=None,
+        description="grow disks even past the storage's free space or policy.maxDiskGrowth",
+    )
 
 
 class VmEntry(VmSettings):
@@ -329,6 +333,8 @@ class Rebalance(_Model):
     enabled: StrictBool = _DEFAULT_POLICY.rebalance.enabled
     memory_threshold: Ratio = _DEFAULT_POLICY.rebalance.memory_threshold
     cpu_threshold: Ratio = _DEFAULT_POLICY.rebalance.cpu_threshold
+    # auto: leave HA-managed VMs to the Proxmox CRS when its auto-rebalance is (or may be) on
+    ha_managed: Literal["auto", "always", "never"] = _DEFAULT_POLICY.rebalance.ha_managed.value
 
 
 class DrainSpec(_Model):
@@ -360,6 +366,7 @@ class PolicySpec(_Model):
     max_concurrent_per_host: Annotated[StrictInt, Field(ge=1)] = (
         _DEFAULT_POLICY.max_concurrent_per_host
     )
+    max_disk_growth: Annotated[StrictFloat, Field(ge=1)] = _DEFAULT_POLICY.max_disk_growth
     max_disruptions_per_pool: Annotated[StrictInt, Field(ge=0)] = (
         _DEFAULT_POLICY.max_disruptions_per_pool
     )

@@ -27,7 +27,15 @@ Invariants:
   convergence, and is logged with ``unobserved``;
 - a spec that fails to load never reaches the planner: the last good spec is kept and acted on,
   and the error (every issue with file:line) is reported each time the files change;
-- ``read_only``: observe, plan and report; never execute.
+- ``read_only``: observe, plan and report; never execute;
+- Proxmox that cannot be talked to at all (``core.errors.ACCESS_ERRORS``: unreachable, TLS, a
+  rejected token) is a state of its own, not a failed read: one ``proxmox_access_failed`` error
+  event per distinct cause (and ``proxmox_access_restored`` once it passes), nothing planned,
+  the last good spec and the caches kept, and the next try on a backoff — doubling from
+  ``max(follow_up, 5)`` s up to a minute for unreachable/TLS, from ``auth_backoff`` up to
+  ``auth_backoff_max`` (minutes) for authentication and permission failures;
+- a stop abandons an observation under way (a read is safe to drop): stop is honoured at once
+  even while Proxmox hangs.
 """
 
 from __future__ import annotations
@@ -43,8 +51,8 @@ from typing import Protocol
 import structlog
 
 from provisiond.core.desired import DesiredState
-from provisiond.core.errors import SpecError
-from provisiond.core.observed import ObservedState
+from provisiond.core.errors import ACCESS_ERRORS, AuthError, ProvisiondError, SpecError, TLSError
+from provisiond.core.observed import ObservedState, Unobserved
 from provisiond.core.plan import Plan
 from provisiond.core.ports import ClusterReader, SpecSource
 from provisiond.runtime.backoff import CycleRate
@@ -68,6 +76,7 @@ class CycleResult:
     error: str | None = None  # the cycle failed (nothing was planned or executed)
     spec_error: SpecError | None = None  # the spec on disk is invalid (last good one used)
     read_only: bool = False
+    access: str | None = None  # "unreachable" / "tls" / "auth": Proxmox could not be talked to
 
     @property
     def incomplete(self) -> tuple[str, ...]:
@@ -114,6 +123,21 @@ class _SpecState:
 
 
 @dataclass(slots=True)
+class _Access:
+    """Why Proxmox cannot be talked to, since how many consecutive cycles."""
+
+    kind: str
+    message: str
+    failures: int = 1
+
+
+def _access_kind(exc: ProvisiondError) -> str:
+    if isinstance(exc, AuthError):
+        return "auth"
+    return "tls" if isinstance(exc, TLSError) else "unreachable"
+
+
+@dataclass(slots=True)
 class _Triggers:
     event: asyncio.Event = field(default_factory=asyncio.Event)
     reasons: list[str] = field(default_factory=list)
@@ -137,6 +161,8 @@ class Reconciler:
         cycle_burst: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         listener: CycleListener | None = None,
+        auth_backoff: float = 60.0,
+        auth_backoff_max: float = 900.0,
     ) -> None:
         self._spec = _SpecState(spec)
         self._reader = reader
@@ -152,6 +178,9 @@ class Reconciler:
         self._triggers = _Triggers()
         self._ids = itertools.count(1)
         self._cycle_lock = asyncio.Lock()
+        self.auth_backoff = auth_backoff
+        self.auth_backoff_max = auth_backoff_max
+        self._access: _Access | None = None
         self.last: CycleResult | None = None
 
     # ---------------------------------------------------------------- the trigger API
@@ -206,6 +235,11 @@ class Reconciler:
 
     def _next_delay(self, result: CycleResult) -> float:
         retry_soon = min(self.interval, max(self.follow_up, 5.0))
+        if result.access is not None and self._access is not None:
+            n = self._access.failures - 1
+            if result.access == "auth":  # a token does not come back by itself: minutes
+                return min(self.auth_backoff_max, self.auth_backoff * 2.0**n)
+            return min(max(retry_soon, min(self.interval, 60.0)), retry_soon * 2.0**n)
         if result.plan is None or result.error is not None:
             return retry_soon
         delay = self.interval
@@ -316,7 +350,23 @@ class Reconciler:
                 spec_error=self._spec.error,
                 read_only=self.read_only,
             )
-        observed = await self._reader.observe()
+        try:
+            observed = await self._observe(stop)
+        except ACCESS_ERRORS as exc:
+            return self._no_access(cid, reasons, started, desired, exc)
+        if observed is None:
+            return CycleResult(
+                cid,
+                self._clock() - started,
+                reasons,
+                desired=desired,
+                error="stopped during the observation",
+                spec_error=self._spec.error,
+                read_only=self.read_only,
+            )
+        if self._access is not None:
+            log.info("proxmox_access_restored", cause=self._access.kind)
+            self._access = None
         plan = self._planner(desired, observed)
         log.info(
             "plan_ready",
@@ -351,3 +401,49 @@ class Reconciler:
             outcomes=report.counts() if report is not None else None,
         )
         return result
+
+    async def _observe(self, stop: asyncio.Event) -> ObservedState | None:
+        """The observation, or None when stop came first: it is abandoned, not waited for."""
+        observing = asyncio.ensure_future(self._reader.observe())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({observing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            observing.cancel()
+            raise
+        finally:
+            stopping.cancel()
+        if not observing.done():
+            observing.cancel()
+            return None
+        return observing.result()
+
+    def _no_access(
+        self,
+        cid: int,
+        reasons: tuple[str, ...],
+        started: float,
+        desired: DesiredState,
+        exc: ProvisiondError,
+    ) -> CycleResult:
+        """Proxmox cannot be talked to: log the cause once per change, plan nothing."""
+        kind, message = _access_kind(exc), str(exc)
+        prev = self._access
+        if prev is not None and (prev.kind, prev.message) == (kind, message):
+            prev.failures += 1
+            log.debug("proxmox_access_failed", cause=kind, error=message, failures=prev.failures)
+        else:
+            self._access = _Access(kind, message)
+            log.error("proxmox_access_failed", cause=kind, error=message)
+        return CycleResult(
+            cid,
+            self._clock() - started,
+            reasons,
+            desired=desired,
+            # nothing could be read: the observation is the empty, incomplete one (not ready)
+            observed=ObservedState(unobserved=Unobserved(lists=("cluster/resources",))),
+            error=message,
+            spec_error=self._spec.error,
+            read_only=self.read_only,
+            access=kind,
+        )

@@ -1,12 +1,16 @@
 """``provisiond apply``: plan, show, confirm, execute once with live progress, report.
 
-Without a terminal on stdin it refuses unless ``--auto-approve``. Progress shows as bars on a
-terminal and as one line per action otherwise. After executing, the cluster is observed and
-planned again to report what is left. SIGTERM/SIGINT stop taking new actions; actions waiting on
-Proxmox tasks stop waiting (the tasks go on server-side and ``run``/``apply`` adopt them later).
+The cluster comes from the settings file/environment, or ``--sim DIR`` applies to a fresh
+in-process simulator started from ``DIR/topology.yaml`` (spec: ``DIR/fleet.yaml`` unless
+``--spec``), as ``plan --sim`` does. Without a terminal on stdin it refuses unless
+``--auto-approve``. Progress shows as bars on a terminal and as one line per action otherwise.
+After executing, the cluster is observed and planned again to report what is left.
+SIGTERM/SIGINT stop taking new actions; actions waiting on Proxmox tasks stop waiting (the
+tasks go on server-side and ``run``/``apply`` adopt them later).
 
-Exit codes: 0 everything done; 1 error (settings, invalid spec, an action failed, refused or
-interrupted); 3 blocked items, conflicts, locked VMs or remaining work left.
+Exit codes: 0 everything done; 1 error (settings, invalid spec, Proxmox unreachable, its
+certificate untrusted or the token rejected, an action failed, refused or interrupted);
+3 blocked items, conflicts, locked VMs or remaining work left.
 """
 
 from __future__ import annotations
@@ -15,26 +19,30 @@ import argparse
 import asyncio
 import signal
 import sys
+from dataclasses import replace
 
 from rich.console import Console
 from rich.markup import escape
 
 from provisiond import app
+from provisiond.cli import sandbox
 from provisiond.cli.arguments import (
     Commands,
     add_command,
-    add_settings_flags,
+    add_connection_flags,
+    connection_settings,
     print_error,
     print_spec_error,
-    settings_overrides,
 )
+from provisiond.cli.console import console
 from provisiond.cli.progress import Progress
 from provisiond.cli.report import print_plan, summary_line
 from provisiond.cli.summary import build_summary, print_summary
+from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
 from provisiond.logging import configure_logging
 from provisiond.runtime.results import Outcome
-from provisiond.settings import load_settings
+from provisiond.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_LEFT = 0, 1, 3
 
@@ -47,8 +55,7 @@ def _confirm(console: Console) -> bool:
         return False
 
 
-async def _apply(args: argparse.Namespace, console: Console) -> int:
-    settings = load_settings(args.config, settings_overrides(spec=args.spec))
+async def _apply(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     configure_logging(
         fmt=settings.log.format, level=args.log_level, secrets=settings.secret_values()
     )
@@ -60,6 +67,13 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         desired = built.reconciler.spec_source.load()
+        if args.allow_large_growth:  # this run's confirmation, as allowLargeGrowth on every VM
+            desired = DesiredState(
+                tuple(
+                    replace(f, vms=tuple(replace(v, allow_large_growth=True) for v in f.vms))
+                    for f in desired.fleets
+                )
+            )
         observed = await built.observer.observe()
         plan = built.reconciler.planner(desired, observed)
         print_plan(plan, console, desired)
@@ -120,12 +134,13 @@ async def _apply(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    out = console()
     try:
-        return asyncio.run(_apply(args, console))
+        with connection_settings(args) as settings:
+            return asyncio.run(_apply(args, settings, out))
     except SpecError as exc:
         return print_spec_error(exc, "invalid spec: nothing applied")
-    except ProvisiondError as exc:
+    except (ProvisiondError, sandbox.SandboxError) as exc:
         return print_error(exc)
 
 
@@ -136,7 +151,12 @@ def register(commands: Commands) -> None:
         "plan, confirm and execute once (exit 0 done, 1 failed, 3 blocked/left)",
         __doc__,
     )
-    add_settings_flags(p)
+    add_connection_flags(p)
+    p.add_argument(
+        "--allow-large-growth",
+        action="store_true",
+        help="grow disks past the storage's free space or policy.maxDiskGrowth (irreversible)",
+    )
     p.add_argument("--auto-approve", action="store_true", help="do not ask; required without a TTY")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
     p.set_defaults(handler=_run)

@@ -7,6 +7,10 @@ prints a summary: each VM with host, state and GPUs, GPUs claimed per host, bloc
 conflicts, actions taken, seconds. Then it keeps reconciling until Ctrl-C, so the simulator can
 be poked at (its URL and token are printed). docs/demo.md documents ``--output json``.
 
+``--metrics-bind HOST:PORT`` serves ``/metrics``, ``/healthz`` and ``/readyz`` as ``run`` does
+(off by default: a demo should not take the daemon's port); ``--mqtt-url mqtt://HOST:PORT``
+publishes status and events to an anonymous broker and obeys its commands (docs/mqtt.md).
+
 Exit codes: 0 converged with nothing blocked; 3 converged with blocked items or conflicts
 (``--exit-when-converged``); 1 error, or not converged within ``--timeout``.
 """
@@ -24,13 +28,17 @@ from typing import Any
 from rich.console import Console
 
 from provisiond import app
+from provisiond.adapters.httpserver import MetricsSettings, split_bind
+from provisiond.adapters.mqtt_settings import MqttSettings
 from provisiond.cli import sandbox
 from provisiond.cli.arguments import Commands, add_command, add_output_flags, print_error
+from provisiond.cli.console import console
 from provisiond.cli.progress import Progress
 from provisiond.cli.summary import build_summary, print_summary
 from provisiond.core.errors import ConfigError
 from provisiond.logging import configure_logging
 from provisiond.runtime.reconciler import CycleResult
+from provisiond.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_BLOCKED = 0, 1, 3
 
@@ -101,10 +109,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) -> int:
     json_out = args.output == "json"
-    out = Console(highlight=False)
-    ui = Console(stderr=True, highlight=False) if json_out else out
-    settings = sandbox.settings_for(
-        sim, [example], time_scale=args.time_scale, interval=args.interval
+    out = console()
+    ui = console(stderr=True) if json_out else out
+    settings = _with_services(
+        sandbox.settings_for(sim, [example], time_scale=args.time_scale, interval=args.interval),
+        args,
     )
     configure_logging(fmt="console", level="warning")
     watch = _Watch(
@@ -128,6 +137,10 @@ def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) ->
     ui.print(f"[bold]provisiond demo[/]: example [bold]{args.example}[/] on a simulated cluster")
     ui.print(f"  simulator {sim.url}  (time scale {args.time_scale})")
     ui.print(f"  token     {sim.token}\n  ca        {sim.ca}")
+    if built.server is not None:
+        ui.print(f"  metrics   http://{args.metrics_bind}/metrics  (/healthz, /readyz)")
+    if built.mqtt is not None:
+        ui.print(f"  mqtt      {args.mqtt_url}  topics {built.mqtt.prefix}/#")
     ui.print(f"  kubernetes {sim.kubeconfig or 'off'}\n")
     mgr = app.manager(built, extra=(watch,))
     printed = False
@@ -166,6 +179,47 @@ def _converge(args: argparse.Namespace, example: Path, sim: sandbox.Endpoint) ->
     return EXIT_BLOCKED if summary["blocked"] or summary["conflicts"] else EXIT_OK
 
 
+def _with_services(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The endpoints the demo was asked for, and only those (not the environment's)."""
+    metrics = MetricsSettings(enabled=args.metrics_bind is not None)
+    if args.metrics_bind is not None:
+        metrics = MetricsSettings(bind=args.metrics_bind)
+    return settings.model_copy(update={"metrics": metrics, "mqtt": MqttSettings(url=args.mqtt_url)})
+
+
+def _bind(value: str) -> str:
+    try:
+        split_bind(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _mqtt_url(value: str) -> str:
+    try:
+        MqttSettings(url=value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+        ) from None
+    return value
+
+
+def _add_service_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--metrics-bind",
+        type=_bind,
+        metavar="HOST:PORT",
+        help="serve /metrics, /healthz and /readyz there (e.g. 127.0.0.1:19339; default: off)",
+    )
+    p.add_argument(
+        "--mqtt-url",
+        type=_mqtt_url,
+        metavar="URL",
+        help="publish status and events to this anonymous MQTT broker, take its commands",
+    )
+
+
 def _show(summary: dict[str, Any], console: Console, *, json_out: bool) -> None:
     if json_out:
         print(json.dumps(summary, indent=2), flush=True)
@@ -200,4 +254,5 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--interval", type=float, default=30.0, help="seconds between cycles once converged"
     )
+    _add_service_flags(p)
     p.set_defaults(handler=_run)

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 from pydantic import ValidationError
-from rich.console import Console
 
 from provisiond.adapters.specfile import load_desired
 from provisiond.app import build_proxmox, observe_all, privilege_problems, proxmox_connection
 from provisiond.cli import arguments, sandbox
+from provisiond.cli.console import console
 from provisiond.cli.report import plan_to_json, print_plan
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import ProvisiondError, SpecError
@@ -35,21 +32,9 @@ from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Plan
 from provisiond.core.planner import plan as make_plan
 from provisiond.logging import configure_logging
-from provisiond.settings import Settings, load_settings
+from provisiond.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED = 0, 1, 2, 3
-
-
-@contextlib.contextmanager
-def _settings(args: argparse.Namespace) -> Iterator[Settings]:
-    """Settings for a real cluster, or for a simulator started from ``--sim DIR``."""
-    if args.sim is None:
-        yield load_settings(args.config, arguments.settings_overrides(spec=args.spec))
-        return
-    sim_dir = Path(args.sim)
-    with sandbox.simulated(sim_dir / "topology.yaml", time_scale=0.01) as sim:
-        spec = [Path(p) for p in args.spec] if args.spec else [sim_dir / "fleet.yaml"]
-        yield sandbox.settings_for(sim, spec)
 
 
 async def _observe(settings: Settings, desired: DesiredState) -> tuple[ObservedState, list[str]]:
@@ -74,7 +59,7 @@ def _exit_code(plan: Plan, *, detailed: bool) -> int:
 def _run(args: argparse.Namespace) -> int:
     configure_logging(fmt="console", level="warning")
     try:
-        with _settings(args) as settings:
+        with arguments.connection_settings(args) as settings:
             desired: DesiredState = load_desired(settings.spec.paths)
             observed, lacking = asyncio.run(_observe(settings, desired))
             result = make_plan(desired, observed, now=time.time())
@@ -100,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(plan_to_json(result, desired, warnings=warnings), indent=2))
     else:
-        print_plan(result, Console(highlight=False, soft_wrap=True), desired, warnings)
+        print_plan(result, console(), desired, warnings)
     return _exit_code(result, detailed=args.detailed_exitcode)
 
 
@@ -108,12 +93,7 @@ def register(commands: arguments.Commands) -> None:
     p = arguments.add_command(
         commands, "plan", "show what provisiond would change (never writes)", __doc__
     )
-    arguments.add_settings_flags(p, spec_default="; default: settings spec.paths")
-    p.add_argument(
-        "--sim",
-        metavar="DIR",
-        help="plan against a simulator started from DIR/topology.yaml (spec: DIR/fleet.yaml)",
-    )
+    arguments.add_connection_flags(p)
     arguments.add_output_flags(
         p,
         exit_flag="--detailed-exitcode",

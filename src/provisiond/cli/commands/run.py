@@ -5,7 +5,15 @@ Cycles come every ``daemon.interval`` seconds, sooner when the spec files change
 that fails to load is reported with file:line and the last good one is kept. ``--read-only``
 observes, plans and reports without acting. SIGTERM/SIGINT: no new actions; actions waiting on
 Proxmox tasks stop waiting at once (the tasks go on server-side and are adopted on the next
-start); exits within 30 s.
+start); exits within 30 s, within 2 s while only observing (a read under way is abandoned).
+Under systemd (``Type=notify``) it speaks sd_notify: READY after the first observation, STATUS
+per cycle, WATCHDOG pings, STOPPING, RELOADING on SIGHUP.
+
+Settings are checked before anything starts (the URL's form, the CA bundle readable and a
+certificate, the secret file present): a problem is one line on stderr and exit 1. Problems that
+come later — Proxmox down, the CA file replaced, the token revoked — are logged once per cause
+(``proxmox_access_failed``) and retried on a backoff (minutes for authentication); the daemon
+keeps running, not ready, with its last good spec.
 
 Exit codes: 0 stopped by a signal, 1 error (settings, or a component failed).
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from provisiond import app
 from provisiond.cli.arguments import (
@@ -23,7 +32,7 @@ from provisiond.cli.arguments import (
     print_error,
     settings_overrides,
 )
-from provisiond.core.errors import ConfigError
+from provisiond.core.errors import ProvisiondError
 from provisiond.logging import configure_logging
 from provisiond.settings import load_settings
 
@@ -35,10 +44,12 @@ def _run(args: argparse.Namespace) -> int:
         configure_logging(
             fmt=settings.log.format, level=settings.log.level, secrets=settings.secret_values()
         )
-        built = app.build_daemon(settings, follow_up=args.follow_up)
-    except ConfigError as exc:
+        notifier = app.systemd_notifier(os.environ)
+        built = app.build_daemon(settings, follow_up=args.follow_up, cycle_listener=notifier)
+    except ProvisiondError as exc:
         return print_error(exc)
-    mgr = app.manager(built, on_reload=app.reload_hook(built, args.config, overrides))
+    reload = app.reload_hook(built, args.config, overrides)
+    mgr = app.manager(built, on_reload=reload, notifier=notifier)
     try:
         asyncio.run(mgr.run())
     except ExceptionGroup as exc:

@@ -1,6 +1,6 @@
 """``provisiond sim serve``: run the Proxmox VE API simulator from a topology document.
 
-Before serving it prints exactly three lines that tools parse::
+Before serving it prints three lines that tools parse::
 
     url: https://127.0.0.1:<port>
     ca: <path to the CA certificate to verify against>
@@ -11,7 +11,18 @@ VMs, named as the ``fleet.yaml`` beside the topology says) and a fourth line fol
 
     kubeconfig: <path to a kubeconfig for it (CA embedded, bearer token)>
 
-then serves until interrupted (SIGINT/SIGTERM; the Kubernetes simulator stops first). Exit
+then the same as settings, to copy: a ``proxmox:`` block for the settings file and the
+``PROVISIOND_PROXMOX__*`` environment lines (shell-quoted)::
+
+    proxmox:
+      url: https://127.0.0.1:<port>
+      ca_bundle: <path>
+      token_id: <user@realm!id>
+      token_secret: <secret>
+    export PROVISIOND_PROXMOX__URL=https://127.0.0.1:<port>
+    …
+
+and serves until interrupted (SIGINT/SIGTERM; the Kubernetes simulator stops first). Exit
 codes: 0 stopped cleanly, 1 bad topology or faults file. ``--faults FILE`` injects the faults
 a YAML file describes (sim/pve/faults.py).
 
@@ -23,7 +34,9 @@ Exit codes: 0 written, 1 the API could not be read.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -31,6 +44,20 @@ from pathlib import Path
 
 from provisiond.cli import sandbox
 from provisiond.cli.arguments import Commands, add_command, print_error
+
+
+def _as_settings(sim: sandbox.Endpoint) -> str:
+    """The endpoint as the settings take it: a settings-file block and environment lines."""
+    token_id, _, secret = sim.token.rpartition("=")
+    values = {
+        "url": sim.url,
+        "ca_bundle": str(sim.ca),
+        "token_id": token_id,
+        "token_secret": secret,
+    }
+    block = ["proxmox:", *(f"  {key}: {json.dumps(value)}" for key, value in values.items())]
+    env = [f"export PROVISIOND_PROXMOX__{k.upper()}={shlex.quote(v)}" for k, v in values.items()]
+    return "\n".join(["# as settings (settings file, or environment):", *block, *env])
 
 
 def _kube_spec(topology: Path) -> list[Path]:
@@ -61,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"token: {sim.token}", flush=True)
             if sim.kubeconfig is not None:
                 print(f"kubeconfig: {sim.kubeconfig}", flush=True)
+            print(_as_settings(sim), flush=True)
             stop.wait()
     except sandbox.SandboxError as exc:
         return print_error(exc)

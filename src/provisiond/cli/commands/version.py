@@ -10,8 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from provisiond import __version__
 from provisiond.cli.arguments import Commands, add_command
 
-# The libraries provisiond drives today (the MQTT client joins when it is used).
-_COMPONENTS = ("proxmoxer", "kubernetes", "pydantic")
+# The libraries provisiond drives.
+_COMPONENTS = ("proxmoxer", "kubernetes", "pydantic", "prometheus-client", "aiomqtt")
 
 
 def _versions() -> dict[str, str]:

@@ -1,51 +1,82 @@
 """A missing VM: place it, clone its template, configure, grow, start.
 
-Nothing is cloned over an incomplete observation (a VMID that could not be listed may exist),
-from a template that is missing, ambiguous or not observed, or while a clone of the same
-template runs (it waits for that one). The clone lands on the target
-host directly when the template is there or all its disks are on storage shared with the target;
-otherwise it is cloned on the template's host and migrated offline, with its disks. The config
-drift is computed against what a fresh clone of the template looks like (``as_cloned``), so the
-replan after the clone finds no drift.
+Nothing is cloned over an incomplete observation (a VMID that could not be listed may exist;
+without the running tasks a clone of it may be under way: it waits), onto a host whose inputs
+were not observed (it waits when such a host might fit), from a template that is missing,
+ambiguous or not observed, or while a clone of the same template runs (it waits for that one).
+The clone lands on the target host directly when the template is there or all its disks are on
+storage shared with the target; otherwise it is cloned on the template's host and migrated
+offline, with its disks. The config drift is computed against what a fresh clone of the template
+looks like (``as_cloned``), so the replan after the clone finds no drift.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from provisiond.core.actions import Clone
 from provisiond.core.desired import CloneMode, DesiredVM, PowerState, ownership_marker
 from provisiond.core.drift import config_drift
-from provisiond.core.observed import VMConfig, VMStatus
+from provisiond.core.observed import ObservedVM, VMConfig, VMStatus
 from provisiond.core.planning.configure import configure, grow
+from provisiond.core.planning.harules import conflicted
 from provisiond.core.planning.matching import template
 from provisiond.core.planning.migration import migrate
 from provisiond.core.planning.placement import constraints
 from provisiond.core.planning.power import start
 from provisiond.core.planning.state import PlanState
-from provisiond.core.scheduler import Demand
+from provisiond.core.scheduler import Demand, Request
 
 
-def create(s: PlanState, d: DesiredVM) -> None:
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """A missing VM that may be cloned: its template and what it needs from a host."""
+
+    d: DesiredVM
+    tmpl: ObservedVM
+    request: Request
+
+
+def create(s: PlanState, missing: Sequence[DesiredVM]) -> None:
+    """Clone every missing VM that may be: placed jointly, the most constrained first."""
+    wanted = [w for w in (_wanted(s, d) for d in missing) if w is not None]
+    targets = s.sched.place_all([w.request for w in wanted])
+    for w in wanted:
+        target = targets.get(w.d.vmid)
+        if target is None:
+            _unplaced(s, w)
+        else:
+            _clone(s, w, target)
+
+
+def _wanted(s: PlanState, d: DesiredVM) -> _Wanted | None:
+    """``d`` with what it needs, or None when it may not be cloned now (reported)."""
     if not s.observed.unobserved.vmids_trustworthy:
         failed = ", ".join(s.observed.unobserved.lists)
         s.block("observation_incomplete", f"not cloned: could not read {failed}", d)
-        return
+        return None
+    if s.observed.unobserved.tasks:  # a clone of it may be under way
+        s.unseen("running tasks", d)
+        return None
+    if conflicted(s, d):  # the spec contradicts a strict PVE HA rule for its VMID
+        return None
     tmpl, why = template(s, d)
     if tmpl is None:
         s.block("template", f"not cloned: {why}", d)
-        return
+        return None
     if tmpl.status is VMStatus.UNKNOWN or tmpl.config is None:
         s.block("template", f"not cloned: template {tmpl.name} is not observed", d)
-        return
+        return None
     if tmpl.vmid in s.clones:
         why = f"a clone of template {tmpl.name} is running; waiting for VMID {d.vmid}"
         s.wait(s.since(why, s.clones[tmpl.vmid]), d)
-        return
-    tcfg = tmpl.config
+        return None
+    if tmpl.host in s.observed.unobserved.storage:  # can a target reach its disks?
+        s.unseen(f"storage of host {tmpl.host}", d, "not cloned yet")
+        return None
     full = d.clone_mode is CloneMode.FULL
-    tstorages = sorted({x.storage for x in tcfg.disks.values()})
-    storages = {d.storage} if full and d.storage else set(tstorages)
+    storages = {d.storage} if full and d.storage else set(_storages(tmpl))
     storages |= {x.storage for x in d.disks if x.storage}
     load = Demand(
         d.cores,
@@ -55,10 +86,29 @@ def create(s: PlanState, d: DesiredVM) -> None:
         d.spread,
         tuple(sorted(storages)),
     )
-    target, refusals = s.sched.place(load, constraints(s, d))
-    if target is None:
+    return _Wanted(d, tmpl, Request(d.vmid, load, constraints(s, d)))
+
+
+def _storages(tmpl: ObservedVM) -> list[str]:
+    return sorted({x.storage for x in tmpl.config.disks.values()}) if tmpl.config else []
+
+
+def _unplaced(s: PlanState, w: _Wanted) -> None:
+    d, load, c = w.d, w.request.demand, w.request.constraints
+    _, refusals = s.sched.place(load, c)
+    unseen = s.sched.unseen_among(load, c)
+    if unseen:
+        s.unseen(", ".join(unseen), d, "not cloned yet")
+    else:
         s.block("no_target", f"not cloned: no host fits ({refusals})", d)
-        return
+
+
+def _clone(s: PlanState, w: _Wanted, target: str) -> None:
+    d, tmpl, load = w.d, w.tmpl, w.request.demand
+    tcfg = tmpl.config
+    assert tcfg is not None  # checked by _wanted
+    full = d.clone_mode is CloneMode.FULL
+    tstorages = _storages(tmpl)
     thost = s.sched.hosts.get(tmpl.host)
     shared = thost is not None and all(
         (st := thost.storage(x)) is not None and st.shared for x in tstorages
@@ -68,11 +118,11 @@ def create(s: PlanState, d: DesiredVM) -> None:
         shared = shared and st is not None and st.shared
     direct = target == tmpl.host or shared
     if not direct and full and d.storage and (thost is None or not thost.storage(d.storage)):
+        s.sched.remove(target, load)
         why = f"{target} cannot reach {tmpl.name}'s storage, {tmpl.host} has no {d.storage}"
         s.block("no_target", f"not cloned: {why}", d)
         return
     lands = target if direct else tmpl.host
-    s.sched.add(target, load)
     s.accounted[d.vmid] = (target, load)
     s.emit(
         Clone(

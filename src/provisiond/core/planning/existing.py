@@ -20,11 +20,12 @@ from provisiond.core.planning.configure import configure, grow
 from provisiond.core.planning.kube import converge_node, node_missing, node_of
 from provisiond.core.planning.migration import choose_move, emit_move
 from provisiond.core.planning.placement import misplaced, reaccount
-from provisiond.core.planning.power import apply_pending, power_off, start
+from provisiond.core.planning.power import apply_pending, may_power_off, power_off, start
 from provisiond.core.planning.state import Match, PlanState
 from provisiond.core.scheduler import Constraints, Demand
 
-_GROWS = frozenset({"cores", "memory"})  # with hostpciN: what needs room on the host
+_GROWS = frozenset({"cores", "memory"})
+_STOPPED = "desired power state is stopped"  # with hostpciN: what needs room on the host
 
 
 def manage(s: PlanState, m: Match) -> None:
@@ -34,14 +35,22 @@ def manage(s: PlanState, m: Match) -> None:
     cfg = vm.config
     assert cfg is not None  # checked by _settled
     host, now_demand = s.accounted[d.vmid]
-    want, room = _resize(s, d, vm)
+    want, room, unseen = _resize(s, d, vm)
     move_why = misplaced(s, d, vm)
     if move_why is None and room is not None:
         move_why = f"{host} has no room for its new size ({room})"
     running = vm.status is VMStatus.RUNNING
-    stopping = running and d.power is PowerState.STOPPED
     node = node_of(s, d, vm)
-    move = choose_move(s, d, vm, want, why=move_why, running=running and not stopping)
+    # The shutdown is decided first: how the VM moves depends on whether it will still run
+    # (a refused shutdown leaves it running, and a running GPU VM moves only offline, or live
+    # when every mapping it uses is live-migration capable).
+    stopping = running and may_power_off(s, d, _STOPPED) if d.power is PowerState.STOPPED else False
+    running = running and not stopping
+    if unseen is not None:
+        move = None
+        s.unseen(unseen, d, "its size, GPUs, move and start wait")
+    else:
+        move = choose_move(s, d, vm, want, why=move_why, running=running)
 
     default_storage = d.storage or next((x.storage for x in cfg.disks.values()), None)
     drift = config_drift(d, vm.pending or cfg, default_storage=default_storage)
@@ -49,18 +58,20 @@ def manage(s: PlanState, m: Match) -> None:
     if vm.pending is not None:
         unapplied = config_drift(d, cfg, default_storage=default_storage)
         pending = sorted(unapplied.keys - drift.keys)
-    if move is None and room is not None:
-        kept = sorted(k for k in drift.values if k in _GROWS or k.startswith("hostpci"))
-        drift = Drift({k: v for k, v in drift.values.items() if k not in kept}, drift.delete)
-        s.block("no_room", f"not resized ({', '.join(kept)}): {move_why}", d)
+    # A VM that must move (or grow) but cannot, now, stays as it is: a stopped one stays stopped
+    # (it would start in the wrong place, or without its spec-owned size and GPUs).
+    stays = move is None and (move_why is not None or unseen is not None)
+    if move is None and (room is not None or unseen is not None):
+        held = sorted(k for k in drift.values if k in _GROWS or k.startswith("hostpci"))
+        drift = Drift({k: v for k, v in drift.values.items() if k not in held}, drift.delete)
+        if unseen is None:
+            s.block("no_room", f"not resized ({', '.join(held)}), not started: {move_why}", d)
         want = now_demand
     if drift:
         adopt = "adopt: " if owner(vm) is None else ""
         configure(s, d, vm.host, drift, f"{adopt}set {', '.join(sorted(drift.keys))}")
-    if stopping and power_off(s, d, vm, node, "desired power state is stopped"):
-        running = False
-    elif stopping:
-        move = None  # its shutdown waits (reported), so it still runs: moved only once stopped
+    if stopping:
+        power_off(s, d, vm, node, _STOPPED)
 
     final_host, restarted = vm.host, False
     if move is not None:
@@ -78,8 +89,12 @@ def manage(s: PlanState, m: Match) -> None:
     if d.power is PowerState.RUNNING and vm.status is not VMStatus.RUNNING:
         if vm.status is VMStatus.PAUSED:
             s.block("vm_paused", "VM is paused in QEMU: not resumed by provisiond", d)
-        else:
-            start(s, d, final_host, "desired power state is running")
+        elif not stays:
+            taken = _devices_taken(s, d, final_host)
+            if taken is None:
+                start(s, d, final_host, "desired power state is running")
+            else:
+                s.wait(f"not started: {taken}", d)
     if node is not None:
         converge_node(s, d, vm, node)
     else:
@@ -94,8 +109,11 @@ def _settled(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:
     if paused(vm):
         s.block("paused", "tagged pd-paused: left alone", d)
         return False
+    if s.observed.unobserved.tasks:
+        s.unseen("running tasks", d)
+        return False
     if vm.config is None:
-        s.block("config_unobserved", "config could not be read this cycle", d)
+        s.unseen(f"config of VM {vm.vmid}", d)
         return False
     if vm.lock is not None:
         s.wait(f"locked ({vm.lock}): retried next cycle", d)
@@ -107,11 +125,12 @@ def _settled(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:
     return True
 
 
-def _resize(s: PlanState, d: DesiredVM, vm: ObservedVM) -> tuple[Demand, str | None]:
-    """The load ``vm`` will have at its spec size, and why its host has no room for it (or None).
+def _resize(s: PlanState, d: DesiredVM, vm: ObservedVM) -> tuple[Demand, str | None, str | None]:
+    """The load ``vm`` will have at its spec size, why its host has no room for it (or None),
+    and what that judgement rests on that was not observed (or None).
 
     Sizes only grow here: a smaller spec leaves the larger observed load accounted until the
-    VM's config changes.
+    VM's config changes. Its own host's storage is not in question (its disks are there).
     """
     host, now_demand = s.accounted[d.vmid]
     claims = dict(now_demand.gpus)
@@ -123,10 +142,24 @@ def _resize(s: PlanState, d: DesiredVM, vm: ObservedVM) -> tuple[Demand, str | N
         memory_mib=max(vm.memory_mib, d.memory_mib),
         gpus=claims,
     )
+    # its own place is not in question: neither its spread nor its disks' storage
+    grown = replace(want, spread=Spread.PREFERRED, storages=())
+    unseen = s.sched.unseen(host, grown)
+    if unseen is not None:
+        return want, None, unseen
     if want == now_demand:
-        return want, None
+        return want, None, None
     s.sched.remove(host, now_demand)
-    grown = replace(want, spread=Spread.PREFERRED)  # its own place is not in question
     room = s.sched.refusal(host, grown, Constraints(s.fleet(d).policy.overcommit))
     s.sched.add(host, now_demand)
-    return want, room
+    return want, room, None
+
+
+def _devices_taken(s: PlanState, d: DesiredVM, host: str) -> str | None:
+    """Why starting ``d`` on ``host`` could take a device another claimant holds (a migration
+    in flight may land there): a mapping binds its device at start, first come first served."""
+    for mp in sorted(s.accounted[d.vmid][1].gpus):
+        if s.sched.free_gpus(host, mp) < 0:
+            vms = ", ".join(str(v) for v in s.reserved.get(host, ()))
+            return f"{mp} on {host} is claimed by a migration or clone in flight (VM {vms})"
+    return None

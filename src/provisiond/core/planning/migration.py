@@ -2,11 +2,13 @@
 
 ``choose_move`` picks a target with the scheduler (the VM's own load lifted off its host first,
 its host excluded) and decides *offline* when the VM runs and a PCI mapping it claims cannot
-live-migrate. It refuses — one ``Blocked`` each — a VM passing a raw PCI device, a VM no host
-fits, an offline move of the daemon's own VM or of a node Kubernetes could not read, and a move
-of a running VM over the disruption budget. ``emit_move`` then moves the VM in the ledger and
-emits a live/offline ``Migrate`` or, for an offline move of a running VM, the ``GpuMove``
-workflow (with cordon/drain/uncordon steps when the VM is a managed Kubernetes node).
+live-migrate. A move whose inputs were not observed (the source's storage: are its disks local?;
+a target that might fit but was not seen) waits. It refuses — one ``Blocked`` each — a VM
+passing a raw PCI device, a VM no host fits, an offline move of the daemon's own VM or of a node
+Kubernetes could not read, and a move of a running VM over the disruption budget. ``emit_move``
+then moves the VM in the ledger and emits a live/offline ``Migrate`` or, for an offline move of
+a running VM, the ``GpuMove`` workflow (with cordon/drain/uncordon steps when the VM is a
+managed Kubernetes node).
 """
 
 from __future__ import annotations
@@ -46,11 +48,19 @@ def choose_move(
         s.block("raw_pci", f"{why}, but {', '.join(raw)} passes a raw device: cannot move", d)
         return None
     source, now_demand = s.accounted[d.vmid]
+    if source in s.observed.unobserved.storage:  # are its disks local? (with-local-disks)
+        s.unseen(f"storage of host {source}", d, f"{why}: the move waits")
+        return None
+    c = constraints(s, d, source)
     s.sched.remove(source, now_demand)
-    target, refusals = s.sched.place(want, constraints(s, d, source))
+    target, refusals = s.sched.place(want, c)
+    unseen = s.sched.unseen_among(want, c)
     s.sched.add(source, now_demand)
     if target is None:
-        s.block("no_target", f"{why}, but no host fits ({refusals})", d)
+        if unseen:
+            s.unseen(", ".join(unseen), d, f"{why}: the move waits")
+        else:
+            s.block("no_target", f"{why}, but no host fits ({refusals})", d)
         return None
     maps = [s.sched.mappings.get(m) for m in want.gpus]
     offline = running and any(mp is None or not mp.live_migration for mp in maps)

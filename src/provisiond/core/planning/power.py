@@ -20,12 +20,15 @@ def start(s: PlanState, d: DesiredVM, host: str, reason: str) -> None:
     s.emit(Start(id=f"start:{d.vmid}", reason=reason, vmid=d.vmid, name=d.name, host=host), d.vmid)
 
 
-def power_off(s: PlanState, d: DesiredVM, vm: ObservedVM, node: KubeNode | None, why: str) -> bool:
-    """Shut ``vm`` down (draining its node first); False when a guard refuses."""
+def may_power_off(s: PlanState, d: DesiredVM, why: str) -> bool:
+    """Whether the guards let ``d`` be shut down (taking a disruption); reports why not."""
     if self_guard(s, d, "shut down") or kube_unobserved(s, d):
         return False
-    if not disrupt(s, d, why):
-        return False
+    return disrupt(s, d, why)
+
+
+def power_off(s: PlanState, d: DesiredVM, vm: ObservedVM, node: KubeNode | None, why: str) -> None:
+    """Shut ``vm`` down, draining its node first (``may_power_off`` said yes)."""
     drain(s, d, node, why)
     s.stopped.add(d.vmid)
     s.emit(
@@ -39,7 +42,6 @@ def power_off(s: PlanState, d: DesiredVM, vm: ObservedVM, node: KubeNode | None,
         ),
         d.vmid,
     )
-    return True
 
 
 def apply_pending(

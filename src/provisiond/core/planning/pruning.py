@@ -27,7 +27,7 @@ def prune(s: PlanState, fleet: DesiredFleet) -> None:
         {v.vmid for v in owned} | {i for i, m in s.matched.items() if m.d.fleet == fleet.name}
     )
     refusal = destroy_refusal(len(surplus), managed)
-    if not s.observed.unobserved.vmids_trustworthy:
+    if not s.observed.unobserved.vmids_trustworthy or s.observed.unobserved.tasks:
         refusal = "not destroyed: the observation is incomplete"
     if refusal is not None:
         s.blocked.append(Blocked("destroy_limit", refusal, fleet=fleet.name))

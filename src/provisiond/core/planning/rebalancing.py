@@ -14,6 +14,7 @@ from provisiond.core.observed import ObservedVM, VMStatus
 from provisiond.core.ownership import paused
 from provisiond.core.plan import Blocked
 from provisiond.core.planning.disruption import disrupt
+from provisiond.core.planning.harules import rebalance_excluded, rebalance_narrowed
 from provisiond.core.planning.migration import migrate
 from provisiond.core.planning.placement import constraints, in_maintenance, local_disks
 from provisiond.core.planning.state import PlanState
@@ -22,6 +23,8 @@ from provisiond.core.scheduler import Constraints
 
 
 def rebalance(s: PlanState, fleet: DesiredFleet) -> None:
+    if s.observed.unobserved.tasks:  # what is in flight is unknown: no move for balance
+        return
     policy = fleet.policy
     by_host: dict[str, list[Candidate]] = {}
     for vmid in sorted(s.matched):
@@ -29,8 +32,11 @@ def rebalance(s: PlanState, fleet: DesiredFleet) -> None:
         d, vm = m.d, m.vm
         if d.fleet != fleet.name or not _movable(s, d, vm):
             continue
+        if rebalance_excluded(s, d, vm):  # PVE 9.x: the HA stack's (harules.py)
+            continue
         host, load = s.accounted[vmid]
-        by_host.setdefault(host, []).append(Candidate(vmid, load, constraints(s, d, host)))
+        where = rebalance_narrowed(s, d, constraints(s, d, host))
+        by_host.setdefault(host, []).append(Candidate(vmid, load, where))
     base = Constraints(policy.overcommit)
     for host in sorted(s.sched.hosts):
         if not s.sched.hosts[host].online or host in in_maintenance(s, policy):
@@ -88,4 +94,5 @@ def _movable(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:
         and not vm.gpu_claims()
         and not vm.raw_pci()
         and str(vm.vmid) not in s.tasks_by_id
+        and vm.host not in s.observed.unobserved.storage  # local disks unknown
     )

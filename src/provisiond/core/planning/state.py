@@ -24,7 +24,7 @@ from provisiond.core.desired import DesiredFleet, DesiredState, DesiredVM
 from provisiond.core.guards import DisruptionBudget
 from provisiond.core.observed import KubeNode, ObservedState, ObservedVM
 from provisiond.core.plan import Blocked, Conflict, Waiting
-from provisiond.core.scheduler import Demand, Scheduler
+from provisiond.core.scheduler import NOT_OBSERVED, Blind, Demand, Scheduler
 
 _IN_PLACE = frozenset({"configure", "grow_disk", "label", "taint"})  # compatible with a move
 
@@ -55,6 +55,8 @@ class PlanState:
     matched: dict[int, Match] = field(default_factory=dict)
     accounted: dict[int, tuple[str, Demand]] = field(default_factory=dict)
     members: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    reserved: dict[str, list[int]] = field(default_factory=dict)  # host -> VMs in flight to it
+    overclaimed: dict[int, str] = field(default_factory=dict)  # vmid -> the over-assignment
     # the output
     actions: list[Action] = field(default_factory=list)
     last: dict[int, str] = field(default_factory=dict)  # vmid -> id of its latest action
@@ -93,7 +95,7 @@ class PlanState:
             nodes={n.name: n for n in observed.kube} if observed.kube is not None else None,
             tasks_by_id=tasks_by_id,
             clones=clones,
-            sched=Scheduler(observed.hosts, observed.mappings),
+            sched=Scheduler(observed.hosts, observed.mappings, blind(observed)),
             budget=DisruptionBudget(fleets),
             node_join_timeout=node_join_timeout,
         )
@@ -114,8 +116,23 @@ class PlanState:
     def wait(self, why: str, d: DesiredVM) -> None:
         self.waiting.append(Waiting(why, d.vmid, d.name))
 
+    def unseen(self, what: str, d: DesiredVM, decision: str = "") -> None:
+        """``d`` waits: ``what`` (a decision of it rests on) was not observed this cycle."""
+        self.wait(f"{NOT_OBSERVED}{what}" + (f" ({decision})" if decision else ""), d)
+
     def since(self, what: str, started: float | None) -> str:
         return f"{what} for {max(0, int(self.now - started))} s" if started else what
 
     def fleet(self, d: DesiredVM) -> DesiredFleet:
         return self.fleets[d.fleet]
+
+
+def blind(o: ObservedState) -> Blind:
+    """What placement cannot see this cycle: hosts whose storage list failed; per host, what
+    hides its GPU claims (its PCI list, or a VM on it whose config was not read)."""
+    u = o.unobserved
+    gpus = {h: f"PCI devices of host {h}" for h in u.pci}
+    for v in sorted(o.vms, key=lambda v: v.vmid):
+        if v.config is None and not v.template:
+            gpus.setdefault(v.host, f"config of VM {v.vmid}")
+    return Blind(frozenset(u.storage), gpus, u.mappings)

@@ -59,6 +59,37 @@ def problems(doc: Topology) -> list[str]:
     errors += _mapping_errors(doc)
     errors += _guest_errors(doc, host_names)
     errors += _access_errors(doc)
+    errors += _ha_errors(doc, host_names)
+    return errors
+
+
+def _ha_errors(doc: Topology, host_names: set[str]) -> list[str]:
+    """HA rules and the 9.x ``crs`` keys need ``pveVersion: "9.1"``; rules name hosts and
+    HA-managed VMs; a VM is in at most one node-affinity rule (PVE drops the later ones)."""
+    spec = doc.spec
+    errors: list[str] = []
+    if spec.pve_version == "8.4":
+        if spec.ha_rules:
+            errors.append("haRules: HA rules exist from PVE 9 on (set pveVersion: '9.1')")
+        if spec.crs.ha == "dynamic" or spec.crs.ha_auto_rebalance:
+            errors.append("crs: 'dynamic' and auto-rebalance exist from PVE 9 on")
+    errors += [f"duplicate HA rule {d!r}" for d in _duplicates(r.id for r in spec.ha_rules)]
+    managed = {vm.vmid for vm in spec.vms if vm.hastate is not None}
+    seen: set[int] = set()
+    for rule in spec.ha_rules:
+        where = f"HA rule {rule.id!r}"
+        errors += [
+            f"{where}: VM {v} is not HA-managed (no hastate)"
+            for v in rule.resources
+            if v not in managed
+        ]
+        errors += [
+            f"{where}: unknown host {n!r}" for n in rule.node_priorities() if n not in host_names
+        ]
+        if rule.nodes:
+            twice = sorted(seen & set(rule.resources))
+            errors += [f"{where}: VM {v} is already in another node affinity rule" for v in twice]
+            seen |= set(rule.resources)
     return errors
 
 

@@ -27,6 +27,7 @@ PCI_ID_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{4}$")
 MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$")
 TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)  # PVE_TAG_RE
 NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$")  # node names, DNS labels
+NODE_PRIORITY_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?(?::\d+)?$")  # ha-node
 CONFIG_ID_RE = re.compile(r"^[a-z][a-z0-9_\-]{1,39}$", re.IGNORECASE)  # pve-configid
 POOL_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")  # pve-poolid
 USERID_RE = re.compile(r"^[^\s:/@]+@[A-Za-z][A-Za-z0-9.\-_]+$")

@@ -14,6 +14,7 @@ from provisiond.core.pve_privileges import ROLE_ID_RE
 from provisiond.core.topology.fields import (
     DISK_SLOT_RE,
     MAC_RE,
+    NODE_PRIORITY_RE,
     POOL_ID_RE,
     TOKEN_ID_RE,
     USERID_RE,
@@ -267,7 +268,62 @@ class Acl(Model):
     propagate: bool = True
 
 
+class HaRuleType(StrEnum):
+    NODE_AFFINITY = "node-affinity"
+    RESOURCE_AFFINITY = "resource-affinity"
+
+
+class HaRule(Model):
+    """A PVE 9.x HA rule (``/etc/pve/ha/rules.cfg``): ``node-affinity`` keeps its resources on
+    ``nodes`` (``<node>[:<priority>]``; ``strict`` restricts them there), ``resource-affinity``
+    keeps them together (``positive``) or apart (``negative``). Resources are VMIDs of HA-managed
+    VMs (``vm:<vmid>`` on the wire)."""
+
+    id: ConfigId
+    type: HaRuleType
+    resources: tuple[Vmid, ...] = Field(min_length=1)
+    nodes: tuple[Annotated[str, matches(NODE_PRIORITY_RE, "<node>[:<priority>]")], ...] = ()
+    strict: bool = False
+    affinity: Literal["positive", "negative"] | None = None
+    disable: bool = False
+    comment: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_its_type(self) -> Self:
+        if self.type is HaRuleType.NODE_AFFINITY and (not self.nodes or self.affinity):
+            raise ValueError("a node-affinity rule needs 'nodes' and takes no 'affinity'")
+        if self.type is HaRuleType.RESOURCE_AFFINITY and (
+            self.affinity is None or self.nodes or self.strict
+        ):
+            raise ValueError("a resource-affinity rule needs 'affinity', no 'nodes'/'strict'")
+        return self
+
+    def node_priorities(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for entry in self.nodes:
+            node, _, pri = entry.partition(":")
+            out[node] = int(pri or 0)
+        return out
+
+
+class Crs(Model):
+    """The datacenter's ``crs`` option (``/cluster/options``); 9.x adds the auto-rebalance keys.
+    Defaults are PVE's (``PVE::HA::Manager::update_crs_scheduler_mode``)."""
+
+    ha: Literal["basic", "static", "dynamic"] = "basic"
+    ha_rebalance_on_start: bool = False
+    ha_auto_rebalance: bool = False
+    ha_auto_rebalance_threshold: float = Field(default=0.3, ge=0)
+    ha_auto_rebalance_hold_duration: float = Field(default=3, ge=0)  # HA rounds
+    ha_auto_rebalance_margin: float = Field(default=0.1, ge=0)
+    ha_auto_rebalance_method: Literal["bruteforce", "topsis"] = "bruteforce"
+
+
 class TopologySpec(Model):
+    # the API surface: "8.4" (the seeds' clusters) or "9.1" (HA rules, CRS auto-rebalance)
+    pve_version: Literal["8.4", "9.1"] = "8.4"
+    ha_rules: tuple[HaRule, ...] = ()
+    crs: Crs = Crs()
     hosts: tuple[Host, ...] = Field(min_length=1)
     storages: tuple[Storage, ...] = ()
     pci_mappings: tuple[PciMapping, ...] = ()

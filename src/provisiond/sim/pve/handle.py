@@ -261,6 +261,20 @@ class SimHandle:
         )
 
     # -- snapshot --------------------------------------------------------------------------
+    # -- PVE 9.x HA manager (hamanager.py) ------------------------------------------------------
+    def migrations(self) -> list[tuple[int, str, str, str]]:
+        """Every migration that ended: (vmid, source, target, ``qmigrate``/``recovery``)."""
+        return self.call(lambda c: list(c.migrations))
+
+    def ha_log(self) -> list[str]:
+        """The simulated CRM's log lines (PVE's texts)."""
+        return self.call(lambda c: list(c.ha_log))
+
+    def imbalance(self) -> float:
+        """The simulated CRS's node imbalance now (0.0 on 8.4: no HA manager)."""
+        manager = self.server.ha_manager
+        return self.call(lambda _c: manager.imbalance() if manager is not None else 0.0)
+
     def snapshot(self) -> Topology:
         """The cluster as it is now, as a Topology (through the API handlers; snapshot.py)."""
         from provisiond.sim.pve.snapshot import snapshot_server  # noqa: PLC0415 - cycle

@@ -10,6 +10,7 @@ from provisiond.sim.pve.handlers import (
     Handler,
     access,
     cluster,
+    harules,
     info,
     migrate,
     pools,
@@ -18,11 +19,13 @@ from provisiond.sim.pve.handlers import (
     snapshots,
     volumes,
 )
-from provisiond.sim.pve.params import BY_ROUTE, Endpoint
+from provisiond.sim.pve.params import BY_ROUTE, BY_ROUTE_9, Endpoint
 
 _Q = "/nodes/{node}/qemu/{vmid}"
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/version"): cluster.version,
+    ("GET", "/cluster/options"): harules.options,
+    ("GET", "/cluster/ha/groups"): harules.groups,
     ("POST", "/access/ticket"): access.create_ticket,
     ("GET", "/access/permissions"): access.permissions,
     ("POST", "/cluster/mapping/pci"): access.create_mapping,
@@ -79,10 +82,21 @@ ROUTES: dict[tuple[str, str], Handler] = {
 }
 assert set(ROUTES) == set(BY_ROUTE), "every route needs its parameter table entry"
 
+# served from PVE 9 on (``pveVersion: "9.1"``); on 8.4 these paths are a 501
+ROUTES_9: dict[tuple[str, str], Handler] = {
+    ("GET", "/cluster/ha/rules"): harules.list_rules,
+    ("POST", "/cluster/ha/rules"): harules.create_rule,
+    ("GET", "/cluster/ha/rules/{rule}"): harules.get_rule,
+    ("PUT", "/cluster/ha/rules/{rule}"): harules.update_rule,
+    ("DELETE", "/cluster/ha/rules/{rule}"): harules.delete_rule,
+}
+assert set(ROUTES_9) == set(BY_ROUTE_9), "every 9.x route needs its parameter table entry"
+
 _PATTERNS = [
     (template, re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "$"))
-    for template in sorted({t for _, t in ROUTES})
+    for template in sorted({t for _, t in (*ROUTES, *ROUTES_9)})
 ]
+_TEMPLATES_9 = {t for _, t in ROUTES_9} - {t for _, t in ROUTES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +107,16 @@ class Match:
     handler: Handler | None
 
 
-def match(method: str, path: str) -> Match | None:
+def match(method: str, path: str, version: str = "8.4") -> Match | None:
+    """The route of ``path`` on a cluster of PVE ``version`` (9.x paths are unknown to 8.4)."""
+    nine = not version.startswith("8")
     for template, pattern in _PATTERNS:
+        if template in _TEMPLATES_9 and not nine:
+            continue
         m = pattern.match(path)
         if m is not None:
             key = (method, template)
+            if nine and key in ROUTES_9:
+                return Match(template, m.groupdict(), BY_ROUTE_9[key], ROUTES_9[key])
             return Match(template, m.groupdict(), BY_ROUTE.get(key), ROUTES.get(key))
     return None

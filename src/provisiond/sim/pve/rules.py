@@ -112,6 +112,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/cluster/ha/resources/{sid}/migrate"): _root("Sys.Console"),
     ("POST", "/cluster/ha/resources/{sid}/relocate"): _root("Sys.Console"),
     ("GET", "/cluster/ha/groups"): _root("Sys.Audit"),
+    ("GET", "/cluster/ha/rules"): _root("Sys.Audit"),
+    ("POST", "/cluster/ha/rules"): _root("Sys.Console"),
+    ("GET", "/cluster/ha/rules/{rule}"): _root("Sys.Audit"),
+    ("PUT", "/cluster/ha/rules/{rule}"): _root("Sys.Console"),
+    ("DELETE", "/cluster/ha/rules/{rule}"): _root("Sys.Console"),
+    # user: all passes; without the check's Sys.Audit on / the handler answers fewer options
+    ("GET", "/cluster/options"): Rule(Perm("/", ("Sys.Audit",)), user="all"),
     ("GET", "/cluster/ha/status/current"): _root("Sys.Audit"),
     ("GET", "/pools"): ALL,
     ("GET", "/pools/{poolid}"): Rule(Perm("/pool/{poolid}", ("Pool.Audit",))),

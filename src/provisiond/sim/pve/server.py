@@ -32,6 +32,7 @@ from provisiond.sim.pve import certs
 from provisiond.sim.pve.access import AuthFailureError
 from provisiond.sim.pve.errors import PveError
 from provisiond.sim.pve.faults import FaultPlan, Injector, run_events
+from provisiond.sim.pve.hamanager import HaManager
 from provisiond.sim.pve.handlers import Call, Listing
 from provisiond.sim.pve.permissions import perm_error
 from provisiond.sim.pve.requestlog import RequestLog, RequestRecord
@@ -173,7 +174,7 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
             seams.transports.add(request.transport)
         path = record.path
         method = request.method
-        found = match(method, path)
+        found = match(method, path, cluster.pve_version)
         if found is None or found.endpoint is None or found.handler is None:
             return _error(501, f"Method '{method} {path}' not implemented")
         record.template = found.template
@@ -246,6 +247,9 @@ class SimServer:
         self.seams.faults.load(self.fault_plan)
         self.cluster.tasks.fault = self.seams.faults.task_failure
         self._events: asyncio.Task[None] | None = None
+        # PVE 9.x: the CRM's rounds (rules, failback, auto-rebalance); 8.4 has no rules to honour
+        self.ha_manager = HaManager(self.cluster) if topology.spec.pve_version != "8.4" else None
+        self._ha_rounds: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -303,9 +307,14 @@ class SimServer:
             self._events = asyncio.get_running_loop().create_task(
                 run_events(self.cluster, self.seams.faults, self.fault_plan.events)
             )
+        if self.ha_manager is not None:
+            self._ha_rounds = asyncio.get_running_loop().create_task(self.ha_manager.run())
         self._ready.set()
 
     async def _shutdown(self) -> None:
+        if self._ha_rounds is not None:
+            self._ha_rounds.cancel()
+            await asyncio.gather(self._ha_rounds, return_exceptions=True)
         if self._events is not None:
             self._events.cancel()
             await asyncio.gather(self._events, return_exceptions=True)

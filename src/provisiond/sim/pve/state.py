@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -213,6 +214,24 @@ def volume_storage(value: str) -> str:
     return split_propstring(value, "file").get("file", "").split(":", 1)[0]
 
 
+def _wire_rule(rule: topo.HaRule) -> dict[str, Value]:
+    out: dict[str, Value] = {
+        "type": rule.type.value,
+        "resources": ",".join(f"vm:{v}" for v in sorted(rule.resources)),
+    }
+    if rule.nodes:
+        out["nodes"] = ",".join(sorted(rule.nodes))
+    if rule.strict:
+        out["strict"] = 1
+    if rule.affinity:
+        out["affinity"] = rule.affinity
+    if rule.disable:
+        out["disable"] = 1
+    if rule.comment:
+        out["comment"] = rule.comment
+    return out
+
+
 class Cluster:
     """The whole simulated cluster."""
 
@@ -258,6 +277,14 @@ class Cluster:
                 m.id, m.description or "", m.live_migration_capable, m.mdev, entries
             )
         self.pools: dict[str, str | None] = {p.name: p.comment for p in spec.pools}
+        # PVE 9.x: HA rules (wire form, as rules.cfg keeps them), the crs option, the CRM's log
+        self.pve_version = spec.pve_version
+        self.crs = spec.crs
+        self.ha_rules: dict[str, dict[str, Value]] = {r.id: _wire_rule(r) for r in spec.ha_rules}
+        self.ha_log: list[str] = []
+        self.migrations: list[tuple[int, str, str, str]] = []  # vmid, source, target, by what
+        # set by the HA manager (9.x): whether a ``migrate`` crm command is queued (hamanager.py)
+        self.ha_admit: Callable[[VmState, str], bool] | None = None
         # users, tokens, roles, ACLs, tickets (access.py); a root@pam admin token always exists
         self.access = Access(spec, self.pool_members)
         self.tokens: dict[str, str] = self.access.secrets  # "user@realm!id" -> secret

@@ -85,6 +85,17 @@ def _configid_list(value: str) -> None:
             raise ValueError(f"invalid configuration ID '{item}'")
 
 
+def _ha_list(regex: str, message: str) -> Callable[[str], None]:
+    """PVE's ``-list`` formats: each element of a comma/space list checked on its own."""
+    item = _check(regex, message)
+
+    def check(value: str) -> None:
+        for part in split_list(value):
+            item(part)
+
+    return check
+
+
 def _hostpci(value: str) -> None:
     try:
         props = split_propstring(value, "host")
@@ -114,6 +125,13 @@ FORMATS: dict[str, Callable[[str], None]] = {
     "urlencoded": _check(r"^[-%a-zA-Z0-9_.!~*'()]*$", "invalid urlencoded string: {value}"),
     "pve-tag-list": _tag_list,
     "pve-configid-list": _configid_list,
+    "pve-ha-node-list": _ha_list(  # PVE::HA::Tools::pve_verify_ha_node
+        r"^([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)(:\d+)?$",
+        "value does not look like a valid ha node",
+    ),
+    "pve-ha-resource-id-list": _ha_list(  # PVE::HA::Tools::pve_verify_ha_resource_id
+        r"^[a-z]+:\S+$", "value does not look like a valid ha resource id"
+    ),
     "pve-qm-hostpci": _hostpci,
     "pve-startup-order": formats.startup_order,
     "pve-hotplug-features": formats.hotplug_features,

@@ -15,6 +15,7 @@ real start failed. A failed migration leaves the state as it was.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from provisiond.sim.pve.errors import TaskError
 from provisiond.sim.pve.state import Cluster, VmState
@@ -41,8 +42,10 @@ def request(
     real_type: str,
     body: Body,
     log_line: str,
+    admit: Callable[[], bool] | None = None,
 ) -> str:
-    """Start the ``ha_type`` request task; the HA stack runs ``body`` as ``real_type`` later."""
+    """Start the ``ha_type`` request task; the HA stack runs ``body`` as ``real_type`` later,
+    unless ``admit`` (the CRM's check of the queued command, 9.x) drops the request."""
     pending, done, failed = _STATES[ha_type]
     before = vm.hastate
 
@@ -59,6 +62,9 @@ def request(
         settle(ok=True)
 
     def run_real() -> None:
+        if admit is not None and not admit():
+            settle(ok=True)  # dropped: the state is what it was
+            return
         if cluster.vms.get(vm.vmid) is vm:  # not destroyed meanwhile
             cluster.tasks.start(vm.node, real_type, str(vm.vmid), HA_USER, real_body)
 

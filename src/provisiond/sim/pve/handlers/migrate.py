@@ -17,6 +17,7 @@ a live migration also copies the guest's memory.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from provisiond.sim.pve.errors import ParamError, PveError, TaskError
 from provisiond.sim.pve.handlers import Call, ha
@@ -198,8 +199,17 @@ async def migrate(call: Call) -> object:
             real_type="qmigrate",
             body=body,
             log_line=line,
+            admit=_admit(cluster, vm, target),
         )
     return cluster.tasks.start(node, "qmigrate", str(vm.vmid), call.user, body).upid
+
+
+def _admit(cluster: Cluster, vm: VmState, target: str) -> Callable[[], bool] | None:
+    """The 9.x CRM's check of the queued ``migrate`` command (``hamanager.py``)."""
+    check = cluster.ha_admit
+    if check is None:
+        return None
+    return lambda: check(vm, target)
 
 
 def _stamp(line: str) -> str:
@@ -297,6 +307,7 @@ def _move(
         if dest != sid and _is_local(cluster, sid):
             vm.config[slot] = dest + value[len(sid) :]
     vm.config.pop("lock", None)
+    cluster.migrations.append((vm.vmid, vm.node, target, "qmigrate"))
     vm.node = target
     if vm.running:
         vm.bound.clear()

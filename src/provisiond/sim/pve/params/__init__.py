@@ -15,10 +15,10 @@ simulator parses those values itself (``validation.py``).
 
 from __future__ import annotations
 
-from provisiond.sim.pve.params import access, cluster, qemu, vmstate
+from provisiond.sim.pve.params import access, cluster, harules, qemu, vmstate
 from provisiond.sim.pve.params.schema import Endpoint, P
 
-__all__ = ["BY_ROUTE", "ENDPOINTS", "Endpoint", "P"]
+__all__ = ["BY_ROUTE", "BY_ROUTE_9", "ENDPOINTS", "ENDPOINTS_9", "Endpoint", "P"]
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *cluster.ENDPOINTS,
@@ -28,3 +28,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 BY_ROUTE: dict[tuple[str, str], Endpoint] = {(e.method, e.path): e for e in ENDPOINTS}
 assert len(BY_ROUTE) == len(ENDPOINTS), "one table entry per route"
+# PVE 9.x only (``harules``), checked against the 9.1 schema
+ENDPOINTS_9: tuple[Endpoint, ...] = harules.ENDPOINTS_9
+BY_ROUTE_9: dict[tuple[str, str], Endpoint] = {(e.method, e.path): e for e in ENDPOINTS_9}

@@ -25,6 +25,8 @@ STORAGE_TYPES = (
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/version", {}, returns=("release", "repoid", "version")),
+    Endpoint("GET", "/cluster/options", {}),
+    Endpoint("GET", "/cluster/ha/groups", {}, returns=("group",)),
     Endpoint(
         "GET",
         "/cluster/resources",

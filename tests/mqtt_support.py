@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
-from mosquitto_broker import USERS, Broker
 
+from mosquitto_broker import USERS, Broker
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_settings import MqttSettings
 

@@ -1,0 +1,138 @@
+"""PVE 9.x HA rules and the ``crs`` datacenter option, read for the planner (``core.hacluster``).
+
+One cached read per refresh period (``cache_ttl``): ``GET /cluster/ha/rules`` then, when that
+answered, ``GET /cluster/options``. What the answers mean:
+- rules answer: PVE 9.x and the token has ``Sys.Audit`` on ``/``; enabled, feasible rules (PVE
+  drops a rule its checks reject — the API lists it with ``errors``) on ``vm:`` resources become
+  ``NodeAffinity`` / ``ResourceAffinity``; ``crs`` decides ``auto_rebalance`` (on only with
+  ``ha=static|dynamic``, as ``PVE::HA::Manager::load_balance`` requires);
+- 501 ``not implemented``: PVE 8.x — no rules, no auto-rebalance (HA groups are not read: the
+  planner never used them);
+- 403: the token lacks ``Sys.Audit`` on ``/`` — rules unseen and the options would come back
+  without ``crs``: logged once, ``auto_rebalance=None`` ("may be on");
+- any other failure: the last good answer is kept (``rules_unread`` when there is none) and the
+  read is retried on the next cycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from provisiond.core.errors import AuthError, ProvisiondError
+from provisiond.core.hacluster import HaCluster, NodeAffinity, ResourceAffinity
+
+log = structlog.get_logger(__name__)
+
+
+class _Reader(Protocol):
+    async def get(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any: ...
+
+
+def _vmids(value: object) -> frozenset[int]:
+    out = set()
+    for part in str(value or "").replace(";", ",").split(","):
+        kind, _, name = part.strip().partition(":")
+        if kind == "vm" and name.isdigit():
+            out.add(int(name))
+    return frozenset(out)
+
+
+def _nodes(value: object) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in str(value or "").replace(";", ",").split(","):
+        node, _, pri = part.strip().partition(":")
+        if node:
+            out[node] = int(pri) if pri.isdigit() else 0
+    return out
+
+
+def _flag(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _crs(value: object) -> dict[str, str]:
+    """``crs`` as an object (PVE's parsed datacenter.cfg) or as its property string."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    out = {}
+    for part in str(value or "").split(","):
+        key, sep, val = part.partition("=")
+        if sep:
+            out[key.strip()] = val.strip()
+        elif key.strip():
+            out["ha"] = key.strip()  # the default key
+    return out
+
+
+def parse(rules: list[Mapping[str, Any]], options: Mapping[str, Any]) -> HaCluster:
+    node_affinity = []
+    resource_affinity = []
+    for raw in rules:
+        if _flag(raw.get("disable", 0)) or raw.get("errors"):
+            continue
+        vmids = _vmids(raw.get("resources"))
+        if not vmids:
+            continue
+        rule = str(raw.get("rule", ""))
+        if raw.get("type") == "node-affinity":
+            strict = _flag(raw.get("strict", 0))
+            node_affinity.append(NodeAffinity(rule, vmids, _nodes(raw.get("nodes")), strict))
+        elif raw.get("type") == "resource-affinity":
+            positive = raw.get("affinity") == "positive"
+            resource_affinity.append(ResourceAffinity(rule, vmids, positive))
+    crs = _crs(options.get("crs"))
+    auto = _flag(crs.get("ha-auto-rebalance", 0)) and crs.get("ha") in ("static", "dynamic")
+    return HaCluster(tuple(node_affinity), tuple(resource_affinity), auto_rebalance=auto)
+
+
+class HaReader:
+    """The cached read; ``read`` never raises a read failure (it is reported in the result)."""
+
+    def __init__(
+        self,
+        client: _Reader,
+        *,
+        cache_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl = cache_ttl
+        self._clock = clock
+        self._value: HaCluster | None = None
+        self._at = 0.0
+        self._warned = False
+
+    async def read(self) -> HaCluster:
+        now = self._clock()
+        if self._value is not None and now - self._at < self._ttl:
+            return self._value
+        try:
+            rules = await self._client.get("/cluster/ha/rules")
+            options = await self._client.get("/cluster/options")
+        except AuthError as exc:
+            if "403" not in str(exc):
+                raise  # 401: the token itself is refused (not a missing privilege)
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "ha_rules_unreadable",
+                    reason="the token lacks Sys.Audit on /: PVE HA rules and the crs option "
+                    "are not seen; assuming the CRS auto-rebalance may be on",
+                )
+            return self._keep(HaCluster(auto_rebalance=None, rules_unread=True), now)
+        except ProvisiondError as exc:
+            if "not implemented" in str(exc):  # PVE 8.x: no /cluster/ha/rules
+                return self._keep(HaCluster(), now)
+            log.warning("observe_failed", what="cluster/ha/rules", error=str(exc))
+            return self._value or HaCluster(auto_rebalance=None, rules_unread=True)
+        return self._keep(parse(list(rules or []), options or {}), now)
+
+    def _keep(self, value: HaCluster, now: float) -> HaCluster:
+        self._value, self._at = value, now
+        return value
