@@ -44,7 +44,8 @@ from provisiond.adapters.httpserver import MetricsServer
 from provisiond.adapters.instance_lock import InstanceLock
 from provisiond.adapters.kube import KubeCalls, connection_source, kube_api
 from provisiond.adapters.kube_lease import KubeLease, pod_namespace
-from provisiond.adapters.kube_nodes import KubeNodes, NodeCache, NodeWatch
+from provisiond.adapters.kube_nodes import NodeCache, NodeWatch
+from provisiond.adapters.kube_pods import NodesAndPods
 from provisiond.adapters.metrics import Metrics
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_commands import ReconcilerCommands
@@ -171,7 +172,7 @@ async def privilege_problems(
 @dataclass(slots=True)
 class KubeParts:
     calls: KubeCalls
-    nodes: KubeNodes  # KubeReader + KubeWriter (nodes)
+    nodes: NodesAndPods  # KubeReader + KubeWriter (nodes, and pods for drains)
     cache: NodeCache  # the node watch's copy, read by ``nodes`` while in sync
 
     async def aclose(self) -> None:
@@ -197,7 +198,7 @@ def build_kube(
         guard=fence.sending if fence is not None else None,
     )
     cache = NodeCache()
-    return KubeParts(calls, KubeNodes(calls, cache), cache)
+    return KubeParts(calls, NodesAndPods(calls, cache), cache)
 
 
 def node_watch(kube: KubeParts, settings: Settings, reconciler: Reconciler) -> NodeWatch:

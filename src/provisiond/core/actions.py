@@ -113,6 +113,8 @@ class GpuMove(_OnVM):
     steps: tuple[MoveStep, ...]
     with_local_disks: bool = False
     force_stop: bool = False
+    drain_timeout: float = 600.0  # the drain step's, as ``Drain.timeout``
+    delete_empty_dir_data: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,10 +148,14 @@ class Cordon(_OnNode):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Drain(_OnNode):
-    """Evict the node's pods through the Eviction API (PDBs honoured; DaemonSets skipped)."""
+    """Evict the node's pods through the Eviction API (PDBs honoured; DaemonSet and mirror pods
+    stay); ``timeout`` seconds of blocked evictions, then it fails and the node stays cordoned.
+    ``delete_empty_dir_data``: pods with ``emptyDir`` volumes are evicted too (else refused)."""
 
     kind: ClassVar[str] = "drain"
     phase: ClassVar[int] = 5
+    timeout: float = 600.0
+    delete_empty_dir_data: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

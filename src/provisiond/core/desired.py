@@ -169,6 +169,16 @@ class RebalancePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class DrainPolicy:
+    """How a node is drained (docs/maintenance.md): ``timeout`` seconds of evictions blocked by
+    PodDisruptionBudgets before the drain gives up (the node stays cordoned, reported blocked);
+    ``delete_empty_dir_data``: evict pods with ``emptyDir`` volumes too (their data is lost)."""
+
+    timeout: float = 600.0
+    delete_empty_dir_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     prune: bool = False
     allow_empty: bool = False
@@ -183,6 +193,7 @@ class Policy:
     overcommit: Overcommit = field(default_factory=Overcommit)
     rebalance: RebalancePolicy = field(default_factory=RebalancePolicy)
     maintenance: tuple[str, ...] = ()
+    drain: DrainPolicy = field(default_factory=DrainPolicy)
 
 
 @dataclass(frozen=True, slots=True)

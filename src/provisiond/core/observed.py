@@ -60,6 +60,7 @@ class Host:
     memory_mib: int
     storages: tuple[Storage, ...] = ()
     pci_devices: tuple[PciDevice, ...] = ()
+    maintenance: bool = False  # Proxmox HA node maintenance mode: evacuated like policy.maintenance
 
     def storage(self, name: str) -> Storage | None:
         for s in self.storages:
@@ -252,3 +253,39 @@ class ObservedState:
         tasks = ("cluster/tasks",) if u.tasks else ()
         kube = ("kubernetes",) if u.kubernetes else ()
         return (*u.lists, *tasks, *u.partial, *kube, *configs)
+
+
+@dataclass(frozen=True, slots=True)
+class KubePod:
+    """A pod bound to a node, as a drain needs it (read only when a drain runs, never cached).
+
+    ``daemonset``: its controller ownerReference is a DaemonSet (the controller puts it back at
+    once: a drain leaves it); ``mirror``: a kubelet static pod's mirror (annotation
+    ``kubernetes.io/config.mirror``: the API cannot remove it); ``empty_dir``: it mounts an
+    ``emptyDir`` volume (its data dies with the eviction); ``terminating``: it carries a
+    ``deletionTimestamp`` (evicted or deleted already, waiting for the kubelet).
+    """
+
+    namespace: str
+    name: str
+    node: str
+    daemonset: bool = False
+    mirror: bool = False
+    empty_dir: bool = False
+    phase: str = "Running"
+    terminating: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Eviction(StrEnum):
+    """What the Eviction API answered for one pod."""
+
+    EVICTED = "evicted"  # 201: the pod is being deleted gracefully
+    BLOCKED = "blocked"  # 429: a PodDisruptionBudget allows no disruption now (retry later)
+    GONE = "gone"  # 404: the pod no longer exists

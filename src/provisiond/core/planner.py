@@ -26,6 +26,7 @@ from provisiond.core.guards import empty_refusal
 from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Blocked, Plan
 from provisiond.core.planning.creation import create
+from provisiond.core.planning.disruption import count_out
 from provisiond.core.planning.existing import manage
 from provisiond.core.planning.kube import nodes_without_vm
 from provisiond.core.planning.matching import match
@@ -58,6 +59,7 @@ def plan(
     every = sorted((vm for f in s.fleets.values() for vm in f.vms), key=lambda d: d.vmid)
     missing = [d for d in every if match(s, d)]
     account(s, every)
+    count_out(s)
     for vmid in sorted(s.matched):
         manage(s, s.matched[vmid])
     create(s, missing)

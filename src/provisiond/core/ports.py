@@ -15,7 +15,15 @@ from typing import Protocol
 
 from provisiond.core.desired import DesiredState, Taint
 from provisiond.core.errors import TransientError
-from provisiond.core.observed import KubeNode, ObservedState, ObservedVM, Task, VMConfig
+from provisiond.core.observed import (
+    Eviction,
+    KubeNode,
+    KubePod,
+    ObservedState,
+    ObservedVM,
+    Task,
+    VMConfig,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +217,15 @@ class KubeWriter(Protocol):
         type: str = "Normal",  # noqa: A002 - the Event field's name (Normal | Warning)
     ) -> None:
         """A Kubernetes Event on the Node (``source.component=provisiond``)."""
+        ...
+
+    async def pods_on(self, node: str) -> tuple[KubePod, ...]:
+        """The pods bound to ``node`` now, every namespace (read when a drain needs them)."""
+        ...
+
+    async def evict(self, namespace: str, name: str) -> Eviction:
+        """One ``policy/v1`` eviction: ``EVICTED``, ``BLOCKED`` by a PodDisruptionBudget (429),
+        or ``GONE`` (404); never a direct delete."""
         ...
 
 

@@ -17,6 +17,7 @@ from provisiond.core.desired import (
     DesiredState,
     DesiredVM,
     DiskSpec,
+    DrainPolicy,
     GpuRequest,
     HaBalance,
     IpConfig,
@@ -79,6 +80,9 @@ def resolve_policy(p: PolicySpec) -> Policy:
             ha_managed=HaBalance(p.rebalance.ha_managed),
         ),
         maintenance=tuple(p.maintenance),
+        drain=DrainPolicy(
+            timeout=float(p.drain.timeout), delete_empty_dir_data=p.drain.delete_empty_dir_data
+        ),
     )
 
 

@@ -337,6 +337,21 @@ class Rebalance(_Model):
     ha_managed: Literal["auto", "always", "never"] = _DEFAULT_POLICY.rebalance.ha_managed.value
 
 
+class DrainSpec(_Model):
+    timeout: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=86_400,
+            description="seconds a drain keeps retrying evictions blocked by PodDisruptionBudgets",
+        ),
+    ] = int(_DEFAULT_POLICY.drain.timeout)
+    delete_empty_dir_data: StrictBool = Field(
+        default=_DEFAULT_POLICY.drain.delete_empty_dir_data,
+        description="evict pods with emptyDir volumes (their data is lost); off: refuse them",
+    )
+
+
 class PolicySpec(_Model):
     prune: StrictBool = _DEFAULT_POLICY.prune
     allow_empty: StrictBool = _DEFAULT_POLICY.allow_empty
@@ -359,6 +374,7 @@ class PolicySpec(_Model):
     overcommit: Overcommit = Overcommit()
     rebalance: Rebalance = Rebalance()
     maintenance: tuple[HostName, ...] = Field(default=(), description="hosts to evacuate")
+    drain: DrainSpec = DrainSpec()
 
 
 class Metadata(_Model):

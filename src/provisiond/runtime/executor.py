@@ -96,7 +96,7 @@ from provisiond.core.ports import (
     ProxmoxWriter,
     StaleDigestError,
 )
-from provisiond.runtime.actions import configure, destroy, kube, migrate, power
+from provisiond.runtime.actions import configure, destroy, drain, gpumove, kube, migrate, power
 from provisiond.runtime.actions.clone import Cloner
 from provisiond.runtime.actions.config import ExecutorConfig
 from provisiond.runtime.actions.context import (
@@ -339,7 +339,7 @@ class Executor:
                     ctx=ctx,
                 )
             case GpuMove():
-                await migrate.gpu_move(action, ctx)
+                await gpumove.gpu_move(action, ctx)
             case Destroy():
                 await destroy.destroy(action, ctx)
             case Label():
@@ -350,8 +350,8 @@ class Executor:
                 await kube.cordon(action, ctx)
             case Uncordon():
                 await kube.uncordon(action, ctx)
-            case Drain():  # kube-drain's runtime/actions/drain.py replaces this seam
-                kube.not_configured(action.kind)
+            case Drain():
+                await drain.drain(action, ctx)
             case _:
                 assert_never(action)
 

@@ -10,8 +10,9 @@ Reported, not acted on: a running VM whose node has not appeared waits (``Waitin
 spec whose VM does not exist, or carrying provisiond's record with no VM of the spec naming
 it, is blocked ``node_without_vm``.
 
-A node is uncordoned only when provisiond cordoned it (``provisiond.dev/cordoned``), the VM runs
-and should, and this plan does not disrupt it.
+A node is uncordoned only when provisiond cordoned it (``provisiond.dev/cordoned``), it is
+Ready, the VM runs and should, and this plan does not disrupt it (this is how a GPU move
+interrupted after its start finishes: the next plans wait for Ready, then uncordon).
 """
 
 from __future__ import annotations
@@ -86,7 +87,18 @@ def drain(s: PlanState, d: DesiredVM, n: KubeNode | None, why: str) -> None:
         return
     if not n.unschedulable:
         s.emit(Cordon(id=f"cordon:{n.name}", reason=why, node=n.name, vmid=d.vmid), d.vmid)
-    s.emit(Drain(id=f"drain:{n.name}", reason=why, node=n.name, vmid=d.vmid), d.vmid)
+    policy = s.fleet(d).policy.drain
+    s.emit(
+        Drain(
+            id=f"drain:{n.name}",
+            reason=why,
+            node=n.name,
+            vmid=d.vmid,
+            timeout=policy.timeout,
+            delete_empty_dir_data=policy.delete_empty_dir_data,
+        ),
+        d.vmid,
+    )
 
 
 def uncordon(s: PlanState, d: DesiredVM, n: KubeNode, why: str) -> None:
@@ -133,4 +145,7 @@ def converge_node(s: PlanState, d: DesiredVM, vm: ObservedVM, n: KubeNode) -> No
         and d.power is PowerState.RUNNING
         and d.vmid not in s.disrupted
     ):
-        uncordon(s, d, n, "provisiond cordoned this node for work that has finished")
+        if n.ready:  # a moved or rebooted VM's node is back
+            uncordon(s, d, n, "provisiond cordoned this node for work that has finished")
+        else:
+            s.wait(f"node {n.name} not Ready yet: uncordoned once it is", d)

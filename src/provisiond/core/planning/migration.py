@@ -116,6 +116,8 @@ def emit_move(
             steps=tuple(steps),
             with_local_disks=local,
             force_stop=s.fleet(d).policy.force_stop_after_shutdown_timeout,
+            drain_timeout=s.fleet(d).policy.drain.timeout,
+            delete_empty_dir_data=s.fleet(d).policy.drain.delete_empty_dir_data,
         ),
         d.vmid,
     )

@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import replace
 
-from provisiond.core.desired import DesiredVM, Spread
+from provisiond.core.desired import DesiredVM, Policy, Spread
 from provisiond.core.observed import ObservedVM, VMStatus
 from provisiond.core.planning.harules import conflicted, narrowed
 from provisiond.core.planning.matching import template
@@ -142,7 +142,15 @@ def constraints(s: PlanState, d: DesiredVM, *exclude: str) -> Constraints:
     """Where ``d`` may go: its pin or allowed hosts, minus maintenance and ``exclude``."""
     policy = s.fleet(d).policy
     hosts = (d.host,) if d.host else d.allowed_hosts
-    return narrowed(s, d, Constraints(policy.overcommit, hosts, (*policy.maintenance, *exclude)))
+    return narrowed(
+        s, d, Constraints(policy.overcommit, hosts, (*in_maintenance(s, policy), *exclude))
+    )
+
+
+def in_maintenance(s: PlanState, policy: Policy) -> tuple[str, ...]:
+    """Hosts to evacuate: the fleet's ``maintenance`` and hosts in Proxmox HA maintenance."""
+    ha = tuple(h.name for h in s.observed.hosts if h.maintenance)
+    return tuple(dict.fromkeys((*policy.maintenance, *ha)))
 
 
 def misplaced(s: PlanState, d: DesiredVM, vm: ObservedVM) -> str | None:
@@ -154,6 +162,8 @@ def misplaced(s: PlanState, d: DesiredVM, vm: ObservedVM) -> str | None:
     policy = s.fleet(d).policy
     if vm.host in policy.maintenance:
         return f"host {vm.host} is in maintenance"
+    if vm.host in in_maintenance(s, policy):
+        return f"host {vm.host} is in Proxmox HA maintenance mode"
     if d.host and vm.host != d.host:
         return f"pinned to {d.host}"
     if d.allowed_hosts is not None and vm.host not in d.allowed_hosts:

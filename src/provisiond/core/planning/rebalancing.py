@@ -16,7 +16,7 @@ from provisiond.core.plan import Blocked
 from provisiond.core.planning.disruption import disrupt
 from provisiond.core.planning.harules import rebalance_excluded, rebalance_narrowed
 from provisiond.core.planning.migration import migrate
-from provisiond.core.planning.placement import constraints, local_disks
+from provisiond.core.planning.placement import constraints, in_maintenance, local_disks
 from provisiond.core.planning.state import PlanState
 from provisiond.core.rebalance import Candidate, over, shed
 from provisiond.core.scheduler import Constraints
@@ -39,7 +39,7 @@ def rebalance(s: PlanState, fleet: DesiredFleet) -> None:
         by_host.setdefault(host, []).append(Candidate(vmid, load, where))
     base = Constraints(policy.overcommit)
     for host in sorted(s.sched.hosts):
-        if not s.sched.hosts[host].online or host in policy.maintenance:
+        if not s.sched.hosts[host].online or host in in_maintenance(s, policy):
             continue
         if not over(s.sched, host, base, policy.rebalance):
             continue

@@ -62,6 +62,7 @@ class PlanState:
     last: dict[int, str] = field(default_factory=dict)  # vmid -> id of its latest action
     busy: set[int] = field(default_factory=set)  # VMs this plan powers, moves or drains
     disrupted: set[int] = field(default_factory=set)
+    out: set[int] = field(default_factory=set)  # nodes already out, counted in ``budget``
     stopped: set[int] = field(default_factory=set)  # running VMs this plan shuts down
     blocked: list[Blocked] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)

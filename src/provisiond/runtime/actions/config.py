@@ -25,6 +25,10 @@ class ExecutorConfig:
     repeat_max: float = 900.0  # … up to this (controller-runtime's per-item limiter)
     requeue_after: float = 10.0  # when a locked object is worth another look
     log_lines: int = 10  # task log lines attached to a failure
+    eviction_retry: float = 5.0  # an eviction blocked by a PDB (429): first retry (kubectl: 5 s)
+    eviction_retry_max: float = 30.0  # … doubling up to this, until the drain's timeout
+    pod_poll: float = 1.0  # while evicted pods terminate, and while waiting for a node Ready
+    ready_timeout: float = 900.0  # a moved VM's node must turn Ready within this
 
     def scaled(self, time_scale: float) -> ExecutorConfig:
         """Every delay and timeout times ``time_scale``: against a simulator whose tasks run

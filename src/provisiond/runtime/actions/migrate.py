@@ -10,18 +10,14 @@ local disks gets ``with-local-disks``. A migrate POST is never repeated without 
 (a lost answer may hide an accepted POST). Success is the VM on the target in a fresh read of
 the target.
 
-A ``GpuMove`` is the ordered steps shutdown → offline migrate → start (its Kubernetes steps fail
-as not configured, see ``kube``); a step whose effect is already in place is skipped, so a move
-interrupted halfway resumes where it stopped.
+The GPU move, which uses ``migrate`` for its offline step, is in ``gpumove``.
 """
 
 from __future__ import annotations
 
-from provisiond.core.actions import GpuMove, MoveStep
 from provisiond.core.errors import PermanentError, TransientError
 from provisiond.core.observed import VMStatus
 from provisiond.core.ports import MigratePrecondition, TaskRef
-from provisiond.runtime.actions import kube, power
 from provisiond.runtime.actions.context import ActionContext, AdoptedSignal, ReplanSignal
 
 
@@ -98,34 +94,6 @@ def obey(
     if pre.running and not online:
         raise PermanentError(f"migrate {vmid}: VM runs, the plan moves it offline: replanning")
     return local_disks or (online and pre.running and bool(pre.local_disks))
-
-
-async def gpu_move(a: GpuMove, ctx: ActionContext) -> None:
-    did_something = False
-    for step in a.steps:
-        if step in kube.NODE_STEPS:
-            kube.not_configured(f"{step.value} node {a.node} of VM {a.vmid}")
-        try:
-            if step is MoveStep.SHUTDOWN:
-                if await ctx.status(a.vmid, a.source) is None:
-                    continue  # not on the source any more: the migrate step looks at the target
-                await power.shutdown(a.vmid, a.source, a.force_stop, ctx)
-            elif step is MoveStep.MIGRATE_OFFLINE:
-                await migrate(
-                    a.vmid,
-                    a.source,
-                    a.target,
-                    online=False,
-                    local_disks=a.with_local_disks,
-                    ctx=ctx,
-                )
-            elif step is MoveStep.START:
-                await power.start(a.vmid, a.target, ctx)
-            did_something = True
-        except AdoptedSignal:
-            continue  # this step's effect is in place: go on with the next one
-    if not did_something:
-        raise AdoptedSignal(f"VM {a.vmid} already on {a.target} in the wanted state")
 
 
 async def _migration_running(vmid: int, ctx: ActionContext) -> TaskRef | None:
