@@ -40,8 +40,9 @@ overlapping leaders stay harmless.
 Layout: this module schedules (order, limits, one action per VM, stop), retries calls and turns
 each action's ending into an outcome (``_one``); how each kind of action is carried out — its
 adoption rules and effect check — lives in ``runtime/actions/``, one module per family (create/
-adopt, configure/resize, power, migrate, destroy, Kubernetes), over the shared task waiter
-(``actions/tasks.py``). Kubernetes node actions have no port yet and fail as not configured.
+adopt, configure/resize, power, migrate, destroy, Kubernetes, PVE HA rules), over the shared
+task waiter (``actions/tasks.py``). Kubernetes node actions have no port yet and fail as not
+configured.
 
 Stop: no new action starts; an action waiting for a Proxmox task returns *interrupted* at once
 (the task continues server-side and is adopted by the next cycle or start); an HTTP call in
@@ -69,6 +70,9 @@ from provisiond.core.actions import (
     Drain,
     GpuMove,
     GrowDisk,
+    HaRuleCreate,
+    HaRuleDelete,
+    HaRuleUpdate,
     Label,
     Migrate,
     Reboot,
@@ -88,7 +92,7 @@ from provisiond.core.errors import (
 from provisiond.core.observed import ObservedState, ObservedVM
 from provisiond.core.plan import Plan
 from provisiond.core.ports import ClusterReader, ProxmoxWriter, StaleDigestError
-from provisiond.runtime.actions import configure, destroy, kube, migrate, power
+from provisiond.runtime.actions import configure, destroy, harules, kube, migrate, power
 from provisiond.runtime.actions.clone import Cloner
 from provisiond.runtime.actions.config import ExecutorConfig
 from provisiond.runtime.actions.context import (
@@ -331,6 +335,12 @@ class Executor:
                 await destroy.destroy(action, ctx)
             case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
                 kube.not_configured(action.kind)
+            case HaRuleCreate():
+                await harules.create(action, ctx)
+            case HaRuleUpdate():
+                await harules.update(action, ctx)
+            case HaRuleDelete():
+                await harules.delete(action, ctx)
             case _:
                 assert_never(action)
 
