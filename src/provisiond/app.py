@@ -142,7 +142,12 @@ def build_proxmox(
     observer = ProxmoxObserver(
         client, cache_ttl=settings.daemon.cache_ttl, self_vmid=settings.daemon.self_vmid
     )
-    actions = ProxmoxActions(client, invalidate=observer.invalidate, on_task=on_task)
+    actions = ProxmoxActions(
+        client,
+        invalidate=observer.invalidate,
+        invalidate_rules=observer.invalidate_rules,
+        on_task=on_task,
+    )
     return ProxmoxParts(client=client, observer=observer, actions=actions)
 
 

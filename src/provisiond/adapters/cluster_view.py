@@ -15,6 +15,7 @@ from dataclasses import replace
 import structlog
 
 from provisiond.core.errors import ProvisiondError
+from provisiond.core.hacluster import HaRule
 from provisiond.core.observed import KubeNode, ObservedState, ObservedVM, Task
 from provisiond.core.ports import ClusterReader, KubeReader, VMConfigRead
 
@@ -55,3 +56,6 @@ class ClusterView:
 
     async def active_tasks(self) -> tuple[Task, ...]:
         return await self.proxmox.active_tasks()
+
+    async def ha_rules(self) -> tuple[HaRule, ...]:
+        return await self.proxmox.ha_rules()

@@ -35,6 +35,9 @@ from provisiond.core.actions import (
     Drain,
     GpuMove,
     GrowDisk,
+    HaRuleCreate,
+    HaRuleDelete,
+    HaRuleUpdate,
     Label,
     Migrate,
     Reboot,
@@ -156,6 +159,8 @@ def action_object(action: Action) -> tuple[dict[str, Any], str | None]:
             return _vm(action.name, action.vmid), action.host
         case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
             return {"type": "node", "name": action.node, "vmid": action.vmid}, None
+        case HaRuleCreate() | HaRuleUpdate() | HaRuleDelete():
+            return {"type": "ha_rule", "name": action.name, "vmid": None}, None
 
 
 def _vm(name: str, vmid: int) -> dict[str, Any]:

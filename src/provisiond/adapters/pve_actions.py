@@ -3,7 +3,8 @@
 Thin by design: one method per API call, parameters named as PVE names them (ENDPOINTS.md),
 every async call returning the task to wait for. Deciding *whether* to call (adoption, the
 re-read before disruptive calls, retries) is the executor's job. After every write the VM's
-cached config is invalidated so the next observation reads it fresh.
+cached config is invalidated so the next observation reads it fresh; after an HA rule write
+(PVE 9.x: synchronous, no task) the cached rules are (``invalidate_rules``).
 
 Config writes and resizes carry the ``digest`` of the config the executor just read; PVE's
 ``checksum mismatch`` answer becomes ``StaleDigestError`` (requeue, never a blind retry).
@@ -29,6 +30,7 @@ from typing import Any
 
 from provisiond.adapters.proxmox import ProxmoxClient
 from provisiond.core.errors import PermanentError, TransientError
+from provisiond.core.hacluster import NODE_AFFINITY, HaRule
 from provisiond.core.ports import MigratePrecondition, StaleDigestError, TaskRef, TaskStatus
 
 _VM = "/nodes/{node}/qemu/{vmid}"
@@ -43,9 +45,27 @@ def _task(node: str, upid: Any, what: str) -> TaskRef:
     return TaskRef(node=parts[1] if len(parts) > 2 and parts[1] else node, upid=upid)
 
 
+def _rule_params(rule: HaRule) -> dict[str, Any]:
+    """A rule's options as ``/cluster/ha/rules`` takes them (only its type's own keys)."""
+    params: dict[str, Any] = {
+        "type": rule.type,
+        "resources": ",".join(f"vm:{v}" for v in sorted(rule.vmids)),
+        "comment": rule.comment,
+        "disable": rule.disabled,
+    }
+    if rule.type == NODE_AFFINITY:
+        params["nodes"] = ",".join(f"{n}:{p}" if p else n for n, p in rule.nodes)
+        params["strict"] = rule.strict
+    else:
+        params["affinity"] = rule.affinity
+    return params
+
+
 def _stale(exc: TransientError) -> TransientError:
-    """PVE's digest mismatch as ``StaleDigestError``; any other transient error unchanged."""
-    if "checksum mismatch" in str(exc):
+    """PVE's digest mismatch as ``StaleDigestError``; any other transient error unchanged.
+    VM configs say ``checksum mismatch``, the HA rules file ``detected modified
+    configuration``."""
+    if "checksum mismatch" in str(exc) or "detected modified configuration" in str(exc):
         return StaleDigestError(str(exc))
     return exc
 
@@ -56,11 +76,13 @@ class ProxmoxActions:
         client: ProxmoxClient,
         *,
         invalidate: Callable[[int], None] = lambda _vmid: None,
+        invalidate_rules: Callable[[], None] = lambda: None,
         on_task: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._invalidate = invalidate
+        self._invalidate_rules = invalidate_rules
         self._on_task = on_task
         self._clock = clock
         self._timed: dict[str, tuple[str, float]] = {}  # UPID -> (task type, started)
@@ -200,6 +222,27 @@ class ProxmoxActions:
         )
         self._invalidate(vmid)
         return self._task(host, upid, f"DELETE {_VM}")
+
+    async def ha_rule_create(self, rule: HaRule) -> None:
+        try:
+            await self._client.post("/cluster/ha/rules", {"rule": rule.rule, **_rule_params(rule)})
+        finally:
+            self._invalidate_rules()
+
+    async def ha_rule_update(self, rule: HaRule, *, digest: str | None = None) -> None:
+        params = {**_rule_params(rule), "digest": digest}
+        try:
+            await self._client.put("/cluster/ha/rules/{rule}", params, rule=rule.rule)
+        except TransientError as exc:
+            raise _stale(exc) from exc
+        finally:
+            self._invalidate_rules()
+
+    async def ha_rule_delete(self, rule: str) -> None:
+        try:
+            await self._client.delete("/cluster/ha/rules/{rule}", rule=rule)
+        finally:
+            self._invalidate_rules()
 
     async def task_status(self, task: TaskRef) -> TaskStatus:
         data = await self._client.get(

@@ -1,7 +1,9 @@
 """PVE 9.x HA rules and the ``crs`` datacenter option, read for the planner (``core.hacluster``).
 
 One cached read per refresh period (``cache_ttl``): ``GET /cluster/ha/rules`` then, when that
-answered, ``GET /cluster/options``. What the answers mean:
+answered, ``GET /cluster/options``; a rule written by the executor (``invalidate``) makes the
+next cycle read again. ``rules`` is the executor's fresh, uncached read before a rule write.
+What the answers mean:
 - rules answer: PVE 9.x and the token has ``Sys.Audit`` on ``/``; enabled, feasible rules (PVE
   drops a rule its checks reject — the API lists it with ``errors``) on ``vm:`` resources become
   ``NodeAffinity`` / ``ResourceAffinity``; ``crs`` decides ``auto_rebalance`` (on only with
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 import structlog
 
 from provisiond.core.errors import AuthError, ProvisiondError
-from provisiond.core.hacluster import HaCluster, NodeAffinity, ResourceAffinity
+from provisiond.core.hacluster import HaCluster, HaRule, NodeAffinity, ResourceAffinity
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +72,22 @@ def _crs(value: object) -> dict[str, str]:
     return out
 
 
+def rule_of(raw: Mapping[str, Any]) -> HaRule:
+    """One listed rule as a value (what publishing compares), whatever its state."""
+    affinity = raw.get("affinity")
+    return HaRule(
+        rule=str(raw.get("rule", "")),
+        type=str(raw.get("type", "")),
+        vmids=_vmids(raw.get("resources")),
+        nodes=tuple(sorted(_nodes(raw.get("nodes")).items())),
+        strict=_flag(raw.get("strict", 0)),
+        affinity=str(affinity) if affinity is not None else None,
+        comment=str(raw.get("comment") or ""),
+        disabled=_flag(raw.get("disable", 0)),
+        digest=str(raw["digest"]) if raw.get("digest") is not None else None,
+    )
+
+
 def parse(rules: list[Mapping[str, Any]], options: Mapping[str, Any]) -> HaCluster:
     node_affinity = []
     resource_affinity = []
@@ -88,7 +106,13 @@ def parse(rules: list[Mapping[str, Any]], options: Mapping[str, Any]) -> HaClust
             resource_affinity.append(ResourceAffinity(rule, vmids, positive))
     crs = _crs(options.get("crs"))
     auto = _flag(crs.get("ha-auto-rebalance", 0)) and crs.get("ha") in ("static", "dynamic")
-    return HaCluster(tuple(node_affinity), tuple(resource_affinity), auto_rebalance=auto)
+    return HaCluster(
+        tuple(node_affinity),
+        tuple(resource_affinity),
+        auto_rebalance=auto,
+        rules_api=True,
+        rules=tuple(rule_of(raw) for raw in rules),
+    )
 
 
 class HaReader:
@@ -107,6 +131,15 @@ class HaReader:
         self._value: HaCluster | None = None
         self._at = 0.0
         self._warned = False
+
+    def invalidate(self) -> None:
+        """A rule was written: the next ``read`` asks PVE again (the last answer stays the
+        fallback should that read fail)."""
+        self._at = float("-inf")
+
+    async def rules(self) -> tuple[HaRule, ...]:
+        """Every rule, read now (``GET /cluster/ha/rules``: one request, uncached); raises."""
+        return tuple(rule_of(raw) for raw in await self._client.get("/cluster/ha/rules") or [])
 
     async def read(self) -> HaCluster:
         now = self._clock()

@@ -36,6 +36,7 @@ import structlog
 from provisiond.adapters.proxmox import ProxmoxClient
 from provisiond.adapters.pve_hareader import HaReader
 from provisiond.core.errors import ACCESS_ERRORS, AuthError, PermanentError, ProvisiondError
+from provisiond.core.hacluster import HaRule
 from provisiond.core.observed import (
     Host,
     MappingEntry,
@@ -135,6 +136,13 @@ class ProxmoxObserver:
     def invalidate(self, vmid: int) -> None:
         """Forget a VM's cached config (the executor wrote to it)."""
         self._configs.pop(vmid, None)
+
+    def invalidate_rules(self) -> None:
+        """Read the PVE 9.x HA rules again next cycle (the executor wrote one)."""
+        self._ha.invalidate()
+
+    async def ha_rules(self) -> tuple[HaRule, ...]:
+        return await self._ha.rules()
 
     def _fresh(
         self, entry: _Cached[Any] | None, signature: tuple[object, ...] = (), spread: int = 0

@@ -35,6 +35,9 @@ _MARKS: dict[str, tuple[str, str]] = {
     "migrate": ("→", "cyan"),
     "gpu_move": ("→", "cyan"),
     "destroy": ("-", "red"),
+    "ha_rule_create": ("+", "green"),
+    "ha_rule_update": ("~", "yellow"),
+    "ha_rule_delete": ("-", "red"),
 }
 _VERBS = {
     "clone": "to clone",
@@ -51,6 +54,9 @@ _VERBS = {
     "migrate": "to migrate",
     "gpu_move": "to move offline",
     "destroy": "to destroy",
+    "ha_rule_create": "HA rule(s) to create",
+    "ha_rule_update": "HA rule(s) to update",
+    "ha_rule_delete": "HA rule(s) to delete",
 }
 
 
@@ -65,7 +71,8 @@ def _gpus_by_vmid(desired: DesiredState | None) -> dict[int, list[str]]:
 
 
 def action_target(action: act.Action) -> tuple[str | None, int | None, str | None]:
-    """(vm or node name, vmid, host) an action is about."""
+    """(vm or node name, vmid, host) an action is about; an HA rule action: (rule id, None,
+    None)."""
     match action:
         case act.Clone():
             return action.name, action.vmid, action.target or action.template_host
@@ -82,6 +89,8 @@ def action_target(action: act.Action) -> tuple[str | None, int | None, str | Non
             return action.name, action.vmid, action.host
         case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
             return action.node, action.vmid, None
+        case act.HaRuleCreate() | act.HaRuleUpdate() | act.HaRuleDelete():
+            return action.name, None, None  # the rule id
 
 
 def _details(action: act.Action) -> dict[str, Any]:
@@ -107,6 +116,17 @@ def _details(action: act.Action) -> dict[str, Any]:
             return {"labels": dict(action.labels), "remove": list(action.remove)}
         case act.TaintNode():
             return {"add": [str(t) for t in action.add], "remove": [str(t) for t in action.remove]}
+        case act.HaRuleCreate() | act.HaRuleUpdate() | act.HaRuleDelete():
+            r = action.rule
+            return {
+                "rule": r.rule,
+                "type": r.type,
+                "resources": sorted(r.vmids),
+                "nodes": [n for n, _ in r.nodes],
+                "strict": r.strict,
+                "affinity": r.affinity,
+                "fleet": action.fleet,
+            }
         case _:
             return {}
 
@@ -205,7 +225,7 @@ def print_plan(
         vm, vmid, _ = action_target(a)
         groups.setdefault((vmid, vm), []).append(a)
     for (vmid, vm), actions in groups.items():
-        title = f"{vm} ({vmid})" if vmid is not None else str(vm)
+        title = f"{vm} ({vmid})" if vmid is not None else f"HA rule {vm}"
         gpu_note = f"  [dim]gpus: {', '.join(gpus[vmid])}[/]" if vmid in gpus else ""
         console.print(f"[bold]{escape(title)}[/]{gpu_note}")
         for a in actions:

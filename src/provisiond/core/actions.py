@@ -22,6 +22,9 @@ from enum import StrEnum
 from typing import ClassVar
 
 from provisiond.core.desired import Taint
+from provisiond.core.hacluster import HaRule
+
+HA_RULES_VMID = 0  # the pseudo-VMID every HA rule action is keyed by (VMIDs are >= 100)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +231,49 @@ class Destroy(_OnHost):
     running: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OnHaRule(_Base):
+    """An action on a PVE 9.x HA rule provisiond owns (``placement.publishHaRules``).
+
+    ``vmid`` is ``HA_RULES_VMID`` for every rule action: they all write one file
+    (``/etc/pve/ha/rules.cfg``), so the executor runs them one at a time and backs them off
+    together; none is about one VM. A synchronous API call: no task.
+    """
+
+    fleet: str
+    rule: HaRule  # create/update: the rule as it must be; delete: as it was observed
+    vmid: int = HA_RULES_VMID
+
+    @property
+    def name(self) -> str:
+        return self.rule.rule
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HaRuleCreate(_OnHaRule):
+    """``POST /cluster/ha/rules``. Early (phase 1): a VM's move waits for its rule, which then
+    agrees with the move's target."""
+
+    kind: ClassVar[str] = "ha_rule_create"
+    phase: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HaRuleUpdate(_OnHaRule):
+    """``PUT /cluster/ha/rules/{rule}`` with every option of ``rule`` (``disable=0``)."""
+
+    kind: ClassVar[str] = "ha_rule_update"
+    phase: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HaRuleDelete(_OnHaRule):
+    """``DELETE /cluster/ha/rules/{rule}`` of a rule provisiond owns."""
+
+    kind: ClassVar[str] = "ha_rule_delete"
+    phase: ClassVar[int] = 9
+
+
 Action = (
     Clone
     | Migrate
@@ -243,4 +289,8 @@ Action = (
     | Label
     | TaintNode
     | Destroy
+    | HaRuleCreate
+    | HaRuleUpdate
+    | HaRuleDelete
 )
+HaRuleAction = HaRuleCreate | HaRuleUpdate | HaRuleDelete

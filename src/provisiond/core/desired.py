@@ -202,6 +202,7 @@ class DesiredFleet:
     policy: Policy
     vms: tuple[DesiredVM, ...]
     source: SourceRef = field(default_factory=SourceRef)
+    publish_ha_rules: bool = False  # PVE 9.x: the spec's spread/pinning as owned HA rules
 
     @property
     def tag(self) -> str:

@@ -9,9 +9,14 @@ there; a negative resource-affinity rule keeps its resources on separate nodes, 
 one node (a migrate request moves the positive partners along). A resource is in at most one
 node-affinity rule (PVE drops the later ones).
 
-Invariants: only enabled rules are here (the observer drops disabled ones); ``auto_rebalance``
-is ``None`` when the options could not be read (a token without ``Sys.Audit`` on ``/``), which
-the planner treats as "may be on". On PVE 8.x there are no rules and no auto-rebalance.
+``rules`` is every rule as PVE lists it (disabled and infeasible ones too), for publishing the
+spec's own rules (``core.planning.harules_publish``): compared by value, never interpreted here.
+
+Invariants: only enabled rules are in ``node_affinity`` / ``resource_affinity`` (the observer
+drops disabled ones); ``rules_api`` is true only when ``/cluster/ha/rules`` answered;
+``auto_rebalance`` is ``None`` when the options could not be read (a token without ``Sys.Audit``
+on ``/``), which the planner treats as "may be on". On PVE 8.x there are no rules and no
+auto-rebalance.
 """
 
 from __future__ import annotations
@@ -43,12 +48,35 @@ class ResourceAffinity:
     positive: bool
 
 
+NODE_AFFINITY = "node-affinity"
+RESOURCE_AFFINITY = "resource-affinity"
+
+
+@dataclass(frozen=True, slots=True)
+class HaRule:
+    """One HA rule as written to / listed by ``/cluster/ha/rules``. ``nodes`` is sorted
+    (node, priority) pairs (node-affinity only), ``affinity`` ``positive``/``negative``
+    (resource-affinity only); ``digest`` (of the whole rules file) is not part of the value."""
+
+    rule: str
+    type: str  # NODE_AFFINITY | RESOURCE_AFFINITY
+    vmids: frozenset[int]
+    nodes: tuple[tuple[str, int], ...] = ()
+    strict: bool = False
+    affinity: str | None = None
+    comment: str = ""
+    disabled: bool = False
+    digest: str | None = field(default=None, compare=False)
+
+
 @dataclass(frozen=True, slots=True)
 class HaCluster:
     node_affinity: tuple[NodeAffinity, ...] = ()
     resource_affinity: tuple[ResourceAffinity, ...] = ()
     auto_rebalance: bool | None = False  # None: unknown, may be on
     rules_unread: bool = False  # 9.x rules could not be read this cycle (reported)
+    rules_api: bool = False  # /cluster/ha/rules answered: PVE 9.x, rules readable
+    rules: tuple[HaRule, ...] = ()  # every rule as listed, disabled ones too
     _by_vmid: dict[int, NodeAffinity] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -11,7 +11,7 @@ Steps, each deterministic (VMIDs and host names sorted), each in its module of
 4. missing VMs: placed jointly, the most constrained first (``Scheduler.place_all``), clone (on
    the template's host and migrate when the target cannot be reached directly), configure,
    grow, start;
-5. opt-in rebalance; 6. prune, last.
+5. opt-in rebalance; 6. PVE 9.x HA rules published from the spec (opt-in); 7. prune, last.
 
 Invariants (tests): an unowned VM is never acted on; an unobserved one (unknown status, config
 not read, a failed list) is never cloned over or destroyed; the daemon's own VM is never shut
@@ -28,6 +28,7 @@ from provisiond.core.plan import Blocked, Plan
 from provisiond.core.planning.creation import create
 from provisiond.core.planning.disruption import count_out
 from provisiond.core.planning.existing import manage
+from provisiond.core.planning.harules_publish import publish
 from provisiond.core.planning.kube import nodes_without_vm
 from provisiond.core.planning.matching import match
 from provisiond.core.planning.ordering import ordered
@@ -67,6 +68,9 @@ def plan(
     for name in sorted(s.fleets):
         if s.fleets[name].policy.rebalance.enabled:
             rebalance(s, s.fleets[name])
+    for name in sorted(s.fleets):
+        if name not in refused:
+            publish(s, s.fleets[name])
     for name in sorted(s.fleets):
         if s.fleets[name].policy.prune and name not in refused:
             prune(s, s.fleets[name])

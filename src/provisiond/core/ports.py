@@ -15,6 +15,7 @@ from typing import Protocol
 
 from provisiond.core.desired import DesiredState, Taint
 from provisiond.core.errors import TransientError
+from provisiond.core.hacluster import HaRule
 from provisiond.core.observed import (
     Eviction,
     KubeNode,
@@ -117,6 +118,11 @@ class ClusterReader(Protocol):
         """Tasks running now, cluster-wide (``/cluster/tasks`` without an end time)."""
         ...
 
+    async def ha_rules(self) -> tuple[HaRule, ...]:
+        """Every PVE 9.x HA rule, read now (one request, uncached; each with the file's
+        ``digest``)."""
+        ...
+
 
 class ProxmoxWriter(Protocol):
     """Mutating Proxmox calls. Async ones return the task to wait for."""
@@ -178,6 +184,19 @@ class ProxmoxWriter(Protocol):
         ...
 
     async def task_log_tail(self, task: TaskRef, lines: int = 10) -> tuple[str, ...]: ...
+
+    async def ha_rule_create(self, rule: HaRule) -> None:
+        """``POST /cluster/ha/rules`` (synchronous: no task)."""
+        ...
+
+    async def ha_rule_update(self, rule: HaRule, *, digest: str | None = None) -> None:
+        """``PUT /cluster/ha/rules/{rule}`` with every option of ``rule``; raises
+        ``StaleDigestError`` when ``digest`` is given and the rules changed since."""
+        ...
+
+    async def ha_rule_delete(self, rule: str) -> None:
+        """``DELETE /cluster/ha/rules/{rule}`` (PVE takes no digest here)."""
+        ...
 
 
 class KubeReader(Protocol):

@@ -5,7 +5,9 @@ privileges PVE checks for the calls provisiond makes (ENDPOINTS.md ``perms`` lin
 VM.Audit/VM.Config.*/VM.PowerMgmt on ``/vms/<id>``, VM.Clone on the template, VM.Allocate on
 ``/vms/<id>`` or on ``/pool/<pool>`` when the VM joins a pool, Datastore.AllocateSpace on
 ``/storage/<id>``, Mapping.Use on ``/mapping/pci/<id>`` (plus VM.Config.HWType), SDN.Use on the
-bridge, VM.Migrate when the fleet may move VMs.
+bridge, VM.Migrate when the fleet may move VMs; Sys.Audit and Sys.Console on ``/`` when a fleet
+publishes HA rules to a PVE 9.x cluster (``GET`` / ``POST|PUT|DELETE /cluster/ha/rules``, as the
+9.1 schema's ``permissions`` state).
 
 ``missing(needs, granted)`` evaluates them against ``GET /access/permissions`` (path → {priv:
 propagate}), as PVE resolves ACLs: the most specific path that is the target or an ancestor of
@@ -50,7 +52,11 @@ def needed(desired: DesiredState, observed: ObservedState) -> tuple[Need, ...]:
     def need(path: str, priv: str, vm: DesiredVM) -> None:
         acc.setdefault((path, priv), []).append(vm.name)
 
+    ha = observed.ha
     for fleet in desired.fleets:
+        if fleet.publish_ha_rules and (ha.rules_api or ha.rules_unread):
+            for priv in ("Sys.Audit", "Sys.Console"):
+                acc.setdefault(("/", priv), []).append(f"HA rules of fleet {fleet.name}")
         moves = fleet.policy.rebalance.enabled or bool(fleet.policy.maintenance)
         for vm in fleet.vms:
             path = f"/vms/{vm.vmid}"

@@ -57,6 +57,7 @@ def resolve_fleet(doc: SourcedFleet) -> DesiredFleet:
         policy=resolve_policy(fleet.spec.policy),
         vms=vms,
         source=SourceRef(doc.file, doc.locate(("metadata", "name"))),
+        publish_ha_rules=fleet.spec.placement.publish_ha_rules,
     )
 
 

@@ -267,6 +267,17 @@ class Placement(_Model):
     spread: Literal["preferred", "strict"] | None = None
 
 
+class FleetPlacement(Placement):
+    """``spec.placement``: a pool's placement, plus what only the fleet level says."""
+
+    publish_ha_rules: StrictBool = Field(
+        default=False,
+        description="PVE 9.x: write the strict spread and host pinning of HA-managed VMs as "
+        "PVE HA rules provisiond owns (ids pd-<fleet>-…, comment provisiond:<fleet>), so HA "
+        "recovery respects them while provisiond is down",
+    )
+
+
 class VmSettings(_Model):
     """Settings usable in ``spec.defaults``, in a pool and in a VM (merged in that order)."""
 
@@ -391,7 +402,7 @@ class Metadata(_Model):
 
 class FleetSpec(_Model):
     defaults: VmSettings = VmSettings()
-    placement: Placement = Placement()
+    placement: FleetPlacement = FleetPlacement()
     pools: tuple[Pool, ...] = ()
     policy: PolicySpec = PolicySpec()
 

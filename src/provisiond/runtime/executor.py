@@ -40,9 +40,9 @@ overlapping leaders stay harmless.
 Layout: this module schedules (order, limits, one action per VM, stop), retries calls and turns
 each action's ending into an outcome (``_one``); how each kind of action is carried out — its
 adoption rules and effect check — lives in ``runtime/actions/``, one module per family (create/
-adopt, configure/resize, power, migrate, destroy, Kubernetes), over the shared task waiter
-(``actions/tasks.py``). Kubernetes node actions go through ``KubeReader``/``KubeWriter``
-(``kube_reader``/``kube_writer``); without them they fail as not configured.
+adopt, configure/resize, power, migrate, destroy, Kubernetes, PVE HA rules), over the shared
+task waiter (``actions/tasks.py``). Kubernetes node actions go through ``KubeReader``/
+``KubeWriter`` (``kube_reader``/``kube_writer``); without them they fail as not configured.
 
 Stop: no new action starts; an action waiting for a Proxmox task returns *interrupted* at once
 (the task continues server-side and is adopted by the next cycle or start); an HTTP call in
@@ -70,6 +70,9 @@ from provisiond.core.actions import (
     Drain,
     GpuMove,
     GrowDisk,
+    HaRuleCreate,
+    HaRuleDelete,
+    HaRuleUpdate,
     Label,
     Migrate,
     Reboot,
@@ -96,7 +99,16 @@ from provisiond.core.ports import (
     ProxmoxWriter,
     StaleDigestError,
 )
-from provisiond.runtime.actions import configure, destroy, drain, gpumove, kube, migrate, power
+from provisiond.runtime.actions import (
+    configure,
+    destroy,
+    drain,
+    gpumove,
+    harules,
+    kube,
+    migrate,
+    power,
+)
 from provisiond.runtime.actions.clone import Cloner
 from provisiond.runtime.actions.config import ExecutorConfig
 from provisiond.runtime.actions.context import (
@@ -352,6 +364,12 @@ class Executor:
                 await kube.uncordon(action, ctx)
             case Drain():
                 await drain.drain(action, ctx)
+            case HaRuleCreate():
+                await harules.create(action, ctx)
+            case HaRuleUpdate():
+                await harules.update(action, ctx)
+            case HaRuleDelete():
+                await harules.delete(action, ctx)
             case _:
                 assert_never(action)
 

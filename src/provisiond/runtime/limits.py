@@ -72,6 +72,8 @@ def hosts_of(action: Action) -> tuple[str, ...]:
             return (action.host,)
         case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
             return ()
+        case act.HaRuleCreate() | act.HaRuleUpdate() | act.HaRuleDelete():
+            return ()  # a cluster-wide config file, no host's load
         case _:
             assert_never(action)
 

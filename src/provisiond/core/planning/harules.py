@@ -11,6 +11,9 @@
   on) HA-managed VMs are left to it (``rebalance.haManaged`` overrides), VMs with positive
   partners are never moved alone, and a VM in a node-affinity rule is rebalanced only among the
   rule's top nodes (the HA manager's failback would undo any other move).
+
+A node-affinity rule provisiond published for the VM's own fleet (``harules_publish.own_rule``)
+is not a constraint here: it follows the spec, which decides (the rule is rewritten first).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from provisiond.core.desired import DesiredVM, HaBalance
+from provisiond.core.hacluster import NodeAffinity
 from provisiond.core.observed import ObservedVM
 from provisiond.core.plan import Conflict
+from provisiond.core.planning.harules_publish import own_rule
 from provisiond.core.planning.state import PlanState
 from provisiond.core.rebalance import over
 from provisiond.core.scheduler import Constraints
@@ -37,10 +42,14 @@ def _partner_hosts(s: PlanState, d: DesiredVM, *, positive: bool) -> set[str]:
     }
 
 
+def _node_rule(s: PlanState, d: DesiredVM) -> NodeAffinity | None:
+    rule = s.observed.ha.node_rule(d.vmid)
+    return None if rule is None or own_rule(s, rule.rule, d.fleet) else rule
+
+
 def narrowed(s: PlanState, d: DesiredVM, c: Constraints) -> Constraints:
     """``c`` within the HA rules naming ``d``."""
-    ha = s.observed.ha
-    rule = ha.node_rule(d.vmid)
+    rule = _node_rule(s, d)
     hosts = c.hosts
     preferred = c.preferred
     if rule is not None and rule.strict:
@@ -56,7 +65,7 @@ def narrowed(s: PlanState, d: DesiredVM, c: Constraints) -> Constraints:
 
 def conflicted(s: PlanState, d: DesiredVM) -> bool:
     """Whether the spec contradicts a strict rule for ``d`` (then reported as a conflict)."""
-    rule = s.observed.ha.node_rule(d.vmid)
+    rule = _node_rule(s, d)
     wanted = (d.host,) if d.host else d.allowed_hosts
     if rule is None or not rule.strict or wanted is None or set(wanted) & set(rule.nodes):
         return False
@@ -95,7 +104,7 @@ def rebalance_excluded(s: PlanState, d: DesiredVM, vm: ObservedVM) -> bool:
 
 def rebalance_narrowed(s: PlanState, d: DesiredVM, c: Constraints) -> Constraints:
     """A rebalance move of a VM in a node-affinity rule stays on the rule's top nodes."""
-    rule = s.observed.ha.node_rule(d.vmid)
+    rule = _node_rule(s, d)
     if rule is None:
         return c
     top = set(rule.top(_online(s)))

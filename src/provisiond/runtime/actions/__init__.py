@@ -11,5 +11,6 @@ calls) and ``tasks`` (waiting for a Proxmox task); ``executor.py`` schedules and
 - ``context``: what one ``execute`` gives every action — ports, the retrying call, the task
   waiter, the run's ownership facts — and the control-flow signals (adopted, replan);
 - ``clone`` (create/adopt), ``configure`` (configure/resize), ``power`` (start, shutdown,
-  reboot), ``migrate`` (migrate and the GPU move), ``destroy``, ``kube`` (not configured yet).
+  reboot), ``migrate`` (migrate and the GPU move), ``destroy``, ``kube`` (not configured yet),
+  ``harules`` (the PVE 9.x HA rules provisiond publishes: synchronous calls, no task).
 """
