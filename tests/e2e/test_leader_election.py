@@ -23,9 +23,10 @@ from e2e_support import EXECUTOR, Proc, converged, example, metrics_url, run_dae
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_support import get
-from provisiond.sim.kube import KubeSim
+from provisiond.adapters.specfile import load_desired
+from provisiond.sim.kube import KubeSim, Membership, start_linked
 from provisiond.sim.pve.handle import SimHandle
-from provisiond.sim.pve.testing import running_simulator
+from provisiond.sim.pve.testing import EXAMPLES, running_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -57,9 +58,18 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with running_simulator("cps-gpu", time_scale=0.01) as pve, KubeSim() as kube:
-        kube.start()
-        yield World(pve, kube, tmp_path)
+    # The Kubernetes simulator is linked to the Proxmox one: the daemons' kubeconfig serves the
+    # Lease and the Nodes of the VMs they start (cps-gpu's pools are Kubernetes nodes; without
+    # them joining, every running VM would wait for its node).
+    with running_simulator("cps-gpu", time_scale=0.01) as pve:
+        desired = load_desired([EXAMPLES / "cps-gpu"])
+        kube = start_linked(
+            pve, membership=Membership.from_desired(desired), node_delay=0.1, ready_delay=0.1
+        )
+        try:
+            yield World(pve, kube, tmp_path)
+        finally:
+            kube.stop()
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from provisiond.adapters.gauges import (
     ACTION_KINDS,
     DRIFT_KINDS,
@@ -11,7 +13,16 @@ from provisiond.adapters.gauges import (
     gpu_devices,
     host_allocation,
 )
-from provisiond.core.actions import Clone, Configure, GpuMove, Label, Migrate, MoveStep, Start
+from provisiond.core.actions import (
+    Action,
+    Clone,
+    Configure,
+    GpuMove,
+    Label,
+    Migrate,
+    MoveStep,
+    Start,
+)
 from provisiond.core.observed import (
     Host,
     HostPci,
@@ -117,8 +128,10 @@ def test_action_kinds_cover_the_whole_action_union() -> None:
         "label",
         "taint",
         "start",
+        "ha_rule_delete",
     } <= set(ACTION_KINDS)
-    assert len(ACTION_KINDS) == 14
+    # one kind per member of the closed union, none twice
+    assert len(ACTION_KINDS) == len(set(ACTION_KINDS)) == len(get_args(Action))
 
 
 def test_gpus_claimed_reserved_and_free_per_host_and_mapping() -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from metrics_support import PROMTOOL, metric_names_in, populated, series_names
 from prometheus_client import generate_latest
+
+from metrics_support import PROMTOOL, metric_names_in, populated, series_names
 
 ROOT = Path(__file__).parents[2]
 PROM = ROOT / "deploy" / "prometheus"

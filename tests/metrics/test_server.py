@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from metrics_support import PROMTOOL, populated, series_names
 
+from metrics_support import PROMTOOL, populated, series_names
 from provisiond.adapters.health import Health
 from provisiond.adapters.httpserver import DEFAULT_PORT, MetricsServer, MetricsSettings, split_bind
 from provisiond.adapters.metrics import Metrics

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from mosquitto_broker import USERS, Broker
-from mqtt_support import PREFIX, RecordingCommands, Watcher, running, settings, until, watching
 from structlog.testing import capture_logs
 
+from mosquitto_broker import USERS, Broker
+from mqtt_support import PREFIX, RecordingCommands, Watcher, running, settings, until, watching
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_commands import ReconcilerCommands
 

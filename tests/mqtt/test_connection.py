@@ -7,10 +7,10 @@ import random
 from pathlib import Path
 
 import pytest
-from mosquitto_broker import USERS, Broker
-from mqtt_support import PREFIX, running, settings, until, watching
 from structlog.testing import capture_logs
 
+from mosquitto_broker import USERS, Broker
+from mqtt_support import PREFIX, running, settings, until, watching
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_events import Event, EventKind
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+
 from mosquitto_broker import Broker
 from mqtt_support import PREFIX, Watcher, running, settings, until, watching
-
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_commands import ReconcilerCommands
 from provisiond.adapters.mqtt_events import Event, EventFeed

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mosquitto_broker import USERS, Broker
 from mqtt_support import PREFIX, RecordingCommands, running, settings, watching
-
 from provisiond.adapters.mqtt import MqttPublisher
 
 STATUS = f"{PREFIX}/status"

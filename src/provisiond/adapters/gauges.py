@@ -38,7 +38,15 @@ DRIFT_KINDS: tuple[str, ...] = (*ACTION_KINDS, "blocked", "conflict")
 # feed provisiond_destructive_actions_blocked_total{reason}. Other codes (no_target, template,
 # unknown_status…) say the cluster cannot take the work, which the drift gauge shows.
 DESTRUCTIVE_GUARDS = frozenset(
-    {"destroy_limit", "destroy_deferred", "disruption_limit", "empty_spec", "self"}
+    {
+        "destroy_limit",
+        "destroy_deferred",
+        "disruption_limit",
+        "empty_spec",
+        "self",
+        "large_disk_growth",  # a disk growth PVE cannot undo, held until confirmed
+        "ha_rule_deferred",  # deleting our own HA rules, one per plan
+    }
 )
 
 
