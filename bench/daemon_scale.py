@@ -269,7 +269,8 @@ def report(run: Run, args: argparse.Namespace) -> None:
     configs = [c.requests[f"GET {CONFIG}"] for c in steady]
     seconds = [c.seconds for c in steady]
     rss = [c.rss_mib for c in steady]
-    print(f"steady: {len(steady)} cycles, {sum(c.result == 'converged' for c in steady)} converged")
+    results = Counter(c.result for c in steady)
+    print(f"steady: {len(steady)} cycles ({', '.join(f'{n} {r}' for r, n in results.items())})")
     print(
         f"  requests per cycle: mean {statistics.mean(totals):.0f}, min {min(totals)}, "
         f"max {max(totals)}; config reads mean {statistics.mean(configs):.0f} "
