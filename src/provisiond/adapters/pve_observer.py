@@ -9,8 +9,10 @@ when the resource list shows a change:
   resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
   wrote to it or read it to act on it (``invalidate``), and once per ``cache_ttl`` on the VM's
   own phase, so the refreshes are spread evenly over the cycles (``_fresh``);
-- PCI mappings (``/cluster/mapping/pci``), per-host storage (``/nodes/{n}/storage``) and PCI
-  devices (``/nodes/{n}/hardware/pci``).
+- per-host storage (``/nodes/{n}/storage``) and PCI devices (``/nodes/{n}/hardware/pci``) —
+  once per ``cache_ttl`` on the host's own phase (its rank among the cluster's hosts), so the
+  two lists of 200 hosts come due a few at a time, not all 400 in one cycle;
+- PCI mappings (``/cluster/mapping/pci``: one request) once per ``cache_ttl``.
 
 The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM's host — one
 request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
@@ -69,6 +71,11 @@ class _Cached(Generic[T]):
 
 def _pve_bool(value: object) -> bool:
     return str(value) in ("1", "true", "True")
+
+
+def _vm_phase(vmid: int) -> float:
+    """A VM's refresh phase: consecutive VMIDs land far apart, all of [0, 1) is used."""
+    return (vmid * 7919 % 1000) / 1000
 
 
 def _vm_signature(item: Mapping[str, Any]) -> tuple[object, ...]:
@@ -145,23 +152,27 @@ class ProxmoxObserver:
         return await self._ha.rules()
 
     def _fresh(
-        self, entry: _Cached[Any] | None, signature: tuple[object, ...] = (), spread: int = 0
+        self,
+        entry: _Cached[Any] | None,
+        signature: tuple[object, ...] = (),
+        phase: float | None = None,
     ) -> bool:
         """Cached, unchanged and not due for its periodic refresh.
 
-        Without ``spread``: younger than ``cache_ttl``. With ``spread`` (a VMID): the VM's
-        refreshes fall on its own phase of a ``cache_ttl``-long period — due once the clock has
-        passed ``k * cache_ttl - phase`` for a ``k`` it had not passed at the last read — so
-        each VM is re-read once per ``cache_ttl`` (never staler than that) and, whatever the
-        cold cycle that filled them all, the refreshes of N VMs are spread evenly: about
+        Without ``phase``: younger than ``cache_ttl``. With ``phase`` (in [0, 1): a VM's
+        ``_vm_phase``, a host's rank): the entry's refreshes fall on its own phase of a
+        ``cache_ttl``-long period — due once the clock has passed ``(k - phase) * cache_ttl``
+        for a ``k`` it had not passed at the last read — so each is re-read once per
+        ``cache_ttl`` (never staler than that while its phase stays) and, whatever the cold
+        cycle that filled them all, the refreshes of N entries are spread evenly: about
         ``N * interval / cache_ttl`` per cycle, every cycle."""
         if entry is None or entry.signature != signature:
             return False
         now = self._clock()
-        if not spread:
+        if phase is None:
             return now - entry.at < self._ttl
-        phase = (spread * 7919 % 1000) / 1000 * self._ttl
-        return (now + phase) // self._ttl == (entry.at + phase) // self._ttl
+        offset = phase * self._ttl
+        return (now + offset) // self._ttl == (entry.at + offset) // self._ttl
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
@@ -263,9 +274,11 @@ class ProxmoxObserver:
         self._mappings = _Cached(value, self._clock())
         return value
 
-    async def _get_storages(self, node: str, unobserved: list[str]) -> tuple[Storage, ...]:
+    async def _get_storages(
+        self, node: str, phase: float, unobserved: list[str]
+    ) -> tuple[Storage, ...]:
         cached = self._storages.get(node)
-        if self._fresh(cached):
+        if self._fresh(cached, phase=phase):
             assert cached is not None
             return cached.value
         try:
@@ -291,9 +304,11 @@ class ProxmoxObserver:
         self._storages[node] = _Cached(value, self._clock())
         return value
 
-    async def _get_pci(self, node: str, unobserved: list[str]) -> tuple[PciDevice, ...]:
+    async def _get_pci(
+        self, node: str, phase: float, unobserved: list[str]
+    ) -> tuple[PciDevice, ...]:
         cached = self._pci.get(node)
-        if self._fresh(cached):
+        if self._fresh(cached, phase=phase):
             assert cached is not None
             return cached.value
         try:
@@ -327,7 +342,7 @@ class ProxmoxObserver:
         vmid = int(item["vmid"])
         signature = _vm_signature(item)
         cached = self._configs.get(vmid)
-        if self._fresh(cached, signature, spread=vmid):
+        if self._fresh(cached, signature, phase=_vm_phase(vmid)):
             assert cached is not None
             return cached.value
         try:
@@ -401,13 +416,17 @@ class ProxmoxObserver:
         failed: list[int] = []
         host_failed: dict[str, list[str]] = {str(n["node"]): [] for n in nodes}
         mappings_task = self._get_mappings(mappings_failed)
+        # A host's phase is its rank among all the cluster's hosts (offline ones too, so a host
+        # going down shifts none): evenly spread whatever the names. A host joining or leaving
+        # shifts the others by less than cache_ttl / hosts, once.
+        phases = {str(n["node"]): i / len(nodes) for i, n in enumerate(nodes)}
         storage_tasks = [
-            self._get_storages(str(n["node"]), host_failed[str(n["node"])])
+            self._get_storages(str(n["node"]), phases[str(n["node"])], host_failed[str(n["node"])])
             for n in nodes
             if str(n["node"]) in online
         ]
         pci_tasks = [
-            self._get_pci(str(n["node"]), host_failed[str(n["node"])])
+            self._get_pci(str(n["node"]), phases[str(n["node"])], host_failed[str(n["node"])])
             for n in nodes
             if str(n["node"]) in online
         ]
