@@ -1,9 +1,12 @@
-"""``plan`` with Kubernetes configured but unreadable (its API answers 503): the plan says so —
-the node actions of every Kubernetes VM wait, "not observed: kubernetes nodes", and a warning
-line names it — instead of showing a cluster whose nodes need nothing.
+"""The CLI with Kubernetes configured, as a process, with the real proxmoxer and ``kubernetes``
+clients, against the Proxmox simulator and the Kubernetes simulator (its fault seam injects 503s
+and latency). One VM, running, whose node has joined; the spec wants a label on it.
 
-The CLI runs as a process, with the real proxmoxer and ``kubernetes`` clients, against the
-Proxmox simulator and the Kubernetes simulator (its fault seam answers the node list 503).
+- ``plan`` with Kubernetes unreadable (the node list answers 503) says so: the node actions of
+  every Kubernetes VM wait, "not observed: kubernetes nodes", and a warning line names it —
+  instead of "No changes" for a cluster whose nodes it could not see.
+- ``run`` stopped (SIGTERM) while a node action is in flight: the action finishes and its Event
+  is written — the Kubernetes client is closed only after the reconciler has returned.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import write_settings
+from e2e_support import run_daemon, write_settings
 
 from provisiond.sim.kube import KubeSim
 from provisiond.sim.kube.testing import running_kube
@@ -76,6 +80,8 @@ def world(tmp_path: Path) -> Iterator[tuple[KubeSim, Path]]:
         cfg = write_settings(tmp_path, sim, fleet)
         settings = json.loads(cfg.read_text())
         settings["kubernetes"] = {"kubeconfig": str(kube.write_kubeconfig(tmp_path / "kubecfg"))}
+        # the single-instance lock instead: a stopping leader's fence refuses new writes
+        settings["leader_election"] = {"enabled": False}
         cfg.write_text(json.dumps(settings))
         vm = sim.vm(101)
         assert vm is not None
@@ -120,3 +126,37 @@ def test_plan_says_kubernetes_was_not_observed(world: tuple[KubeSim, Path]) -> N
     data = json.loads(out.stdout)
     assert [(w["vmid"], w["reason"]) for w in data["waiting"]] == [(101, REASON)]
     assert any("could not read the Kubernetes nodes" in w for w in data["warnings"])
+
+
+def _events(kube: KubeSim, node: str) -> list[str]:
+    return [
+        e["reason"]
+        for e in kube.objects("events", "default")
+        if e["involvedObject"]["name"] == node
+    ]
+
+
+def test_run_stopped_during_a_node_action_still_writes_its_event(
+    world: tuple[KubeSim, Path], tmp_path: Path
+) -> None:
+    kube, cfg = world
+    kube.inject("nodes", verb="patch", latency=1.5, times=1)
+    daemon = run_daemon(tmp_path, cfg)
+    try:
+        deadline = time.monotonic() + 60
+        while not kube.fault_counts().get(("patch", "nodes", "latency")):
+            assert time.monotonic() < deadline, daemon.tail()
+            assert daemon.popen.poll() is None, daemon.tail()
+            time.sleep(0.02)
+    finally:  # the label patch is in flight: stop now
+        seconds = daemon.terminate(timeout=30)
+    assert daemon.popen.returncode == 0, daemon.tail()
+    assert seconds < 30
+    node = kube.get("nodes", "k8s-w1")
+    assert node is not None
+    assert node["metadata"]["labels"]["role"] == "worker"
+    assert "ProvisiondLabels" in _events(kube, "k8s-w1"), daemon.tail()
+    log = daemon.log.read_text()
+    assert "kube_event_failed" not in log
+    assert "Connector is closed" not in log
+    assert "Session is closed" not in log  # what the patch itself met before the fix
