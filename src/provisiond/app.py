@@ -222,19 +222,6 @@ def node_watch(kube: KubeParts, settings: Settings, reconciler: Reconciler) -> N
     )
 
 
-class _KubeClientCloser:
-    """Closes the Kubernetes client when the daemon stops (it lives on the daemon's loop)."""
-
-    name = "kube-client"
-
-    def __init__(self, kube: KubeParts) -> None:
-        self._kube = kube
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        await self._kube.aclose()
-
-
 async def observe_all(settings: Settings, parts: ProxmoxParts) -> ObservedState:
     """One observation of Proxmox and (when configured) Kubernetes, for ``plan``."""
     kube = build_kube(settings)
@@ -296,10 +283,7 @@ class Daemon:
     election: Election | None = None  # None: leader election off (one daemon per machine)
 
     def runnables(self) -> list[Runnable]:
-        kube: list[Runnable | None] = [self.node_watch]
-        if self.kube is not None:
-            kube.append(_KubeClientCloser(self.kube))
-        services: list[Runnable | None] = [self.election, self.server, self.mqtt, *kube]
+        services: list[Runnable | None] = [self.election, self.server, self.mqtt, self.node_watch]
         return [self.reconciler, self.watcher, *(r for r in services if r is not None)]
 
     def close(self) -> None:
@@ -491,7 +475,7 @@ def manager(
     """The reconciler, the spec watcher, the elector, the metrics endpoint and MQTT when built,
     ``extra``; with ``notifier`` (systemd), its WATCHDOG/STOPPING runnable — the watchdog pings
     only while the health check says the loop is live — and RELOADING … READY around the reload
-    hook."""
+    hook. The Kubernetes client is closed after every runnable has returned."""
     if notifier is not None:
         notifier.alive = lambda: daemon.health.live()[0]
         extra = [*extra, notifier]
@@ -500,6 +484,8 @@ def manager(
         [*daemon.runnables(), *extra],
         shutdown_timeout=25.0,
         on_reload=(on_reload,) if on_reload is not None else (),
+        # the Kubernetes client lives on the manager's loop; closed once no action can use it
+        closers=(daemon.kube.aclose,) if daemon.kube is not None else (),
     )
 
 

@@ -58,6 +58,22 @@ def test_no_wait_without_kubernetes_or_for_a_stopped_vm_or_a_paused_node() -> No
     assert not p.waiting
 
 
+def test_kubernetes_unreadable_makes_node_actions_wait_as_not_observed() -> None:
+    """A configured Kubernetes that could not be read is not "no Kubernetes": every VM with a
+    node waits on it, running or stopped; a VM that is not a node does not."""
+    plain = dvm("p", 102)
+    stopped = replace(A, name="s", vmid=103, power=A.power.STOPPED, kubernetes=KubeNodeSpec("s"))
+    unread = Unobserved(kubernetes=True)
+    o = world(_vm(), converged(plain), converged(stopped), unobserved=unread)
+    p = plan(state(A, plain, stopped), o, now=0)
+    assert p.empty
+    assert not p.blocked
+    assert [(w.vmid, w.reason) for w in p.waiting] == [
+        (101, "not observed: kubernetes nodes (labels, taints and uncordon of node a wait)"),
+        (103, "not observed: kubernetes nodes (labels, taints and uncordon of node s wait)"),
+    ]
+
+
 def test_nodes_without_a_vm_are_reported() -> None:
     b = dvm("b", 102, kubernetes=KubeNodeSpec("b"))
     managed = {MANAGED_ANNOTATION: '{"labels":[],"taints":[]}'}

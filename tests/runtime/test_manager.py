@@ -8,6 +8,7 @@ import signal
 from dataclasses import dataclass, field
 
 import pytest
+from structlog.testing import capture_logs
 
 from provisiond.runtime.manager import Manager
 
@@ -75,3 +76,36 @@ async def test_sigterm_stops_and_sighup_reloads() -> None:
     assert w.events[-1] == "stopped"
     # handlers are removed afterwards: the default SIGHUP disposition is back
     assert signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+async def test_closers_run_after_every_runnable_returned_even_a_failing_one() -> None:
+    """A client the runnables share is closed only once none of them can use it any more."""
+    lingering = Worker("lingering", linger=0.1)  # an action finishing after the stop
+    order: list[str] = []
+
+    async def close_client() -> None:
+        order.append(f"close after {lingering.events[-1]}")
+
+    async def broken() -> None:
+        raise OSError("already closed")
+
+    m = Manager([lingering], shutdown_timeout=5, closers=[broken, close_client])
+    run = asyncio.create_task(m.run())
+    await asyncio.sleep(0.01)
+    m.stop.set()
+    with capture_logs() as logs:
+        await asyncio.wait_for(run, 2)
+    assert order == ["close after stopped"]
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["close_failed"]
+
+
+async def test_closers_run_when_a_runnable_failed() -> None:
+    closed: list[bool] = []
+
+    async def close() -> None:
+        closed.append(True)
+
+    m = Manager([Worker("bad", fail=True)], shutdown_timeout=1, closers=[close])
+    with pytest.raises(ExceptionGroup):
+        await asyncio.wait_for(m.run(), 2)
+    assert closed == [True]

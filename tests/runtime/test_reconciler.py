@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 import structlog
@@ -142,6 +143,50 @@ async def test_invalid_spec_on_reload_keeps_the_last_good_one(cluster: FakeClust
     fixed = await r.cycle()
     assert fixed.spec_error is None
     assert fixed.desired == fleet(102)
+
+
+class SlowSpec(FakeSpec):
+    """A spec whose load blocks (in the reconciler's load thread) until the test releases it."""
+
+    def __init__(self, desired: DesiredState) -> None:
+        super().__init__(desired)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def load(self) -> DesiredState:
+        self.entered.set()
+        self.release.wait(10)
+        return super().load()
+
+
+async def test_a_stop_during_a_long_spec_load_abandons_it_and_keeps_the_last_good_one(
+    cluster: FakeCluster,
+) -> None:
+    spec = SlowSpec(fleet(101))
+    spec.release.set()
+    r = reconciler(cluster, spec)
+    await r.cycle()
+    spec.release.clear()
+    spec.entered.clear()
+    spec.desired = fleet(102)
+    spec.version += 1
+    stop = asyncio.Event()
+    cycle = asyncio.create_task(r.cycle(stop))
+    assert await asyncio.to_thread(spec.entered.wait, 5)
+    assert not cycle.done()  # the loop is free while the load runs
+    stop.set()
+    stopped = await asyncio.wait_for(cycle, 1)  # not waiting for the load
+    assert stopped.error == "stopped during the spec load"
+    assert stopped.desired == fleet(101)
+    assert r.desired == fleet(101)  # the last good spec is kept
+    assert cluster.vms.keys() == {TEMPLATE, 101}
+    spec.release.set()
+    await asyncio.sleep(0.05)  # the abandoned load ends; its result is dropped
+    assert r.desired == fleet(101)
+    loads = spec.loads
+    again = await r.cycle()  # the next cycle loads the changed files again
+    assert spec.loads == loads + 1
+    assert again.desired == fleet(102)
 
 
 async def test_no_valid_spec_at_start_is_an_error_not_a_crash(cluster: FakeCluster) -> None:

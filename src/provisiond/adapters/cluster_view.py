@@ -3,8 +3,8 @@
 ``ClusterView`` is the ``ClusterReader`` the daemon uses: it observes Proxmox and lists the
 Kubernetes nodes at the same time and joins them into one ``ObservedState``. A Kubernetes read
 that fails (unreachable, 5xx, forbidden) never fails the observation: ``kube`` is ``None`` and
-``unobserved.kubernetes`` is set, so node actions wait (reported "not observed: kubernetes")
-while the Proxmox side is reconciled as usual. Single-VM reads go to Proxmox unchanged.
+``unobserved.kubernetes`` is set, so node actions wait (reported "not observed: kubernetes
+nodes") while the Proxmox side is reconciled as usual. Single-VM reads go to Proxmox unchanged.
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ reload hooks. A runnable that raises stops the whole manager — the others get 
 stop — and the process exits non-zero; systemd/Kubernetes restarts it, which is safe because the
 truth lives in Proxmox and Kubernetes.
 Runnables that have not returned ``shutdown_timeout`` seconds after stop are cancelled.
+
+``closers`` (e.g. the Kubernetes client's ``aclose``) run after every runnable has returned or
+been cancelled, in order, on the manager's loop: a client shared by the runnables is closed only
+once nothing can use it any more — an action finishing after the stop still writes its Event.
+A closer that fails is logged; the others still run.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -36,8 +41,10 @@ class Manager:
         *,
         shutdown_timeout: float = 30.0,
         on_reload: Sequence[Callable[[], None]] = (),
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self._runnables = tuple(runnables)
+        self._closers = tuple(closers)
         self._shutdown_timeout = shutdown_timeout
         self._on_reload = tuple(on_reload)
         self.stop = asyncio.Event()
@@ -85,12 +92,24 @@ class Manager:
     async def run(self) -> None:
         """Run until stop; re-raise the first runnable failure (as an ExceptionGroup)."""
         loop = asyncio.get_running_loop()
-        with self._signals(loop):
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._supervise(r), name=r.name) for r in self._runnables]
-                tg.create_task(self._deadline(tasks), name="shutdown-deadline")
+        try:
+            with self._signals(loop):
+                async with asyncio.TaskGroup() as tg:
+                    tasks = [
+                        tg.create_task(self._supervise(r), name=r.name) for r in self._runnables
+                    ]
+                    tg.create_task(self._deadline(tasks), name="shutdown-deadline")
+        finally:
+            await self._close()
         if self._failures:
             raise ExceptionGroup("runnables failed", self._failures)
+
+    async def _close(self) -> None:
+        for close in self._closers:
+            try:
+                await close()
+            except Exception:  # one failing close must not keep the others open
+                log.exception("close_failed", closer=getattr(close, "__qualname__", repr(close)))
 
     async def _deadline(self, tasks: list[asyncio.Task[None]]) -> None:
         """After stop, give runnables ``shutdown_timeout`` seconds, then cancel them."""

@@ -37,7 +37,9 @@ Invariants:
   ``max(follow_up, 5)`` s up to a minute for unreachable/TLS, from ``auth_backoff`` up to
   ``auth_backoff_max`` (minutes) for authentication and permission failures;
 - a stop abandons an observation under way (a read is safe to drop): stop is honoured at once
-  even while Proxmox hangs.
+  even while Proxmox hangs; likewise a spec load under way, which runs in a daemon thread
+  (``runtime.offload``: pure-Python parsing of a large spec takes seconds) and, abandoned, leaves
+  the last good spec in place and is redone by the next cycle.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from provisiond.core.errors import ACCESS_ERRORS, AuthError, ProvisiondError, Sp
 from provisiond.core.observed import ObservedState, Unobserved
 from provisiond.core.plan import Plan
 from provisiond.core.ports import ClusterReader, SpecSource
+from provisiond.runtime import offload
 from provisiond.runtime.backoff import CycleRate
 from provisiond.runtime.executor import Executor
 from provisiond.runtime.results import ExecutionReport
@@ -319,17 +322,20 @@ class Reconciler:
                 self._listener.cycle_finished(result)
             return result
 
-    def _load_spec(self) -> None:
+    async def _load_spec(self, stop: asyncio.Event) -> bool:
+        """Load the spec when its files changed (or a reload was asked); False when stop came
+        first: the load, off the loop in a daemon thread, is abandoned and nothing changes."""
         st = self._spec
         fingerprint = st.source.fingerprint()
         if not st.reload and st.desired is not None and fingerprint == st.fingerprint:
-            return
+            return True
         if not st.reload and st.error is not None and fingerprint == st.fingerprint:
-            return  # still the same bad files: reported already
-        st.reload = False
-        st.fingerprint = fingerprint
+            return True  # still the same bad files: reported already
+        reload, previous = st.reload, st.fingerprint
+        st.reload, st.fingerprint = False, fingerprint
+        log.info("spec_loading")  # a spec near the limits takes seconds: say it started
         try:
-            st.desired = st.source.load()
+            loaded = await offload.call(st.source.load, stop, name="spec-load")
         except SpecError as exc:
             st.error = exc
             log.error(
@@ -337,15 +343,29 @@ class Reconciler:
                 issues=[str(i) for i in exc.issues],
                 using="last good spec" if st.desired is not None else "nothing",
             )
-            return
-        st.error = None
-        log.info("spec_loaded", fleets=[f.name for f in st.desired.fleets])
+            return True
+        if loaded is offload.ABANDONED:
+            st.reload, st.fingerprint = st.reload or reload, previous  # load again next time
+            return False
+        st.desired, st.error = loaded, None
+        log.info("spec_loaded", fleets=[f.name for f in loaded.fleets])
+        return True
 
     async def _cycle(
         self, cid: int, reasons: tuple[str, ...], stop: asyncio.Event, started: float
     ) -> CycleResult:
-        self._load_spec()
+        loaded = await self._load_spec(stop)
         desired = self._spec.desired
+        if not loaded:
+            return CycleResult(
+                cid,
+                self._clock() - started,
+                reasons,
+                desired=desired,
+                error="stopped during the spec load",
+                spec_error=self._spec.error,
+                read_only=self.read_only,
+            )
         if desired is None:
             return CycleResult(
                 cid,

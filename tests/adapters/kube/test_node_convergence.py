@@ -154,6 +154,12 @@ async def test_kubernetes_5xx_proxmox_converges_and_node_actions_wait(tmp_path: 
             assert last.observed.kube is None
             assert "kubernetes" in last.incomplete
             assert not last.converged  # an incomplete observation is never convergence
+            assert last.plan is not None
+            assert last.desired is not None
+            nodes = {d.vmid for d in last.desired.all_vms() if d.kubernetes is not None}
+            unseen = "not observed: kubernetes nodes"
+            assert nodes
+            assert {w.vmid for w in last.plan.waiting if w.reason.startswith(unseen)} == nodes
             assert not any(
                 n["metadata"].get("annotations", {}).get(MANAGED_ANNOTATION)
                 for n in kube.objects("nodes")

@@ -82,6 +82,11 @@ def _run(args: argparse.Namespace) -> int:
     ]
     if unseen.vm_configs:
         warnings.append(f"could not read the config of VMs {list(unseen.vm_configs)}")
+    if unseen.kubernetes:
+        warnings.append(
+            "could not read the Kubernetes nodes: their labels, taints and uncordons wait, "
+            "and no Kubernetes VM is disrupted (not observed: kubernetes nodes)"
+        )
     if args.output == "json":
         print(json.dumps(plan_to_json(result, desired, warnings=warnings), indent=2))
     else:

@@ -5,7 +5,8 @@ Cycles come every ``daemon.interval`` seconds, sooner when the spec files change
 that fails to load is reported with file:line and the last good one is kept. ``--read-only``
 observes, plans and reports without acting. SIGTERM/SIGINT: no new actions; actions waiting on
 Proxmox tasks stop waiting at once (the tasks go on server-side and are adopted on the next
-start); exits within 30 s, within 2 s while only observing (a read under way is abandoned).
+start); exits within 30 s, within 2 s while only observing or loading the spec (a read or a
+parse under way is abandoned).
 Under systemd (``Type=notify``) it speaks sd_notify: READY after the first observation, STATUS
 per cycle, WATCHDOG pings, STOPPING, RELOADING on SIGHUP.
 

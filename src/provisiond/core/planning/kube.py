@@ -3,7 +3,7 @@
 A VM has a managed node only when its spec names one, Kubernetes was observed, the node exists,
 is not annotated ``provisiond.dev/paused`` and is the VM's own machine: a node whose
 ``systemUUID`` differs from the VM's SMBIOS uuid is another machine's (a conflict: reported,
-nothing done on it). With no Kubernetes configured (or not observed) nothing here emits.
+nothing done on it). With no Kubernetes configured nothing here emits.
 
 Reported, not acted on: a running VM whose node has not appeared waits (``Waiting``) for
 ``node_join_timeout`` seconds of uptime, then is blocked ``node_not_joined``; a node named by the
@@ -13,6 +13,11 @@ it, is blocked ``node_without_vm``.
 A node is uncordoned only when provisiond cordoned it (``provisiond.dev/cordoned``), it is
 Ready, the VM runs and should, and this plan does not disrupt it (this is how a GPU move
 interrupted after its start finishes: the next plans wait for Ready, then uncordon).
+
+Kubernetes configured but unreadable (``unobserved.kubernetes``): every existing VM of the spec
+with a node waits, "not observed: kubernetes nodes (labels, taints and uncordon of node <name>
+wait)", instead of silently managing nothing; what would disrupt it is blocked
+``kube_unobserved`` (``disruption``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from provisiond.core.observed import (
 from provisiond.core.plan import Blocked, Conflict
 from provisiond.core.planning.state import PlanState
 
+KUBE_NODES = "kubernetes nodes"  # what an unreadable Kubernetes hides ("not observed: …")
+
 
 def node_of(s: PlanState, d: DesiredVM, vm: ObservedVM | None = None) -> KubeNode | None:
     if d.kubernetes is None or s.nodes is None:
@@ -52,8 +59,17 @@ def node_of(s: PlanState, d: DesiredVM, vm: ObservedVM | None = None) -> KubeNod
 
 
 def node_missing(s: PlanState, d: DesiredVM, vm: ObservedVM) -> None:
-    """A running VM whose node is not in the (observed) cluster: wait, then report."""
-    if d.kubernetes is None or s.nodes is None or vm.status is not VMStatus.RUNNING:
+    """A VM without a managed node: when Kubernetes could not be read, its node actions wait
+    ("not observed: kubernetes nodes"); a running VM whose node is not in the observed cluster
+    waits for it to join, then is reported."""
+    if d.kubernetes is None:
+        return
+    if s.nodes is None:
+        if s.observed.unobserved.kubernetes:
+            why = f"labels, taints and uncordon of node {d.kubernetes.node_name} wait"
+            s.unseen(KUBE_NODES, d, why)
+        return
+    if vm.status is not VMStatus.RUNNING:
         return
     name = d.kubernetes.node_name
     if name in s.nodes:
