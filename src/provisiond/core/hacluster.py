@@ -9,6 +9,11 @@ there; a negative resource-affinity rule keeps its resources on separate nodes, 
 one node (a migrate request moves the positive partners along). A resource is in at most one
 node-affinity rule (PVE drops the later ones).
 
+``maintenance``: the nodes in HA node maintenance (``ha-manager crm-command node-maintenance
+enable``: requested, or entered — the CRM's ``node_request`` / ``node_status``; PVE 8.x and
+9.x). The HA manager migrates the HA resources off such a node itself; the planner evacuates
+the rest (``planning.placement``).
+
 Invariants: only enabled rules are here (the observer drops disabled ones); ``auto_rebalance``
 is ``None`` when the options could not be read (a token without ``Sys.Audit`` on ``/``), which
 the planner treats as "may be on". On PVE 8.x there are no rules and no auto-rebalance.
@@ -49,6 +54,7 @@ class HaCluster:
     resource_affinity: tuple[ResourceAffinity, ...] = ()
     auto_rebalance: bool | None = False  # None: unknown, may be on
     rules_unread: bool = False  # 9.x rules could not be read this cycle (reported)
+    maintenance: frozenset[str] = frozenset()  # nodes in HA node maintenance
     _by_vmid: dict[int, NodeAffinity] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
