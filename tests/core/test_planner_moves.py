@@ -21,6 +21,7 @@ from provisiond.core.desired import (
     PowerState,
 )
 from provisiond.core.observed import (
+    BOOT_ID_ANNOTATION,
     CORDONED_ANNOTATION,
     KubeNode,
     ObservedState,
@@ -58,6 +59,20 @@ def test_a_host_in_proxmox_ha_maintenance_is_evacuated_and_never_a_target() -> N
     assert (move.source, move.target) == ("pve1", "pve2")
     assert "Proxmox HA maintenance" in move.reason
     assert plan(state(d), apply(o, p), now=0).empty
+
+
+def test_ha_managed_vms_on_a_host_in_ha_maintenance_are_left_to_the_ha_manager() -> None:
+    d = dvm("h", 101)
+    hosts = (replace(host("pve1"), maintenance=True), host("pve2"))
+    o = world(converged(d, ha_state="started"), hosts=hosts)
+    p = plan(state(d), o, now=0)
+    assert p.empty  # the HA manager migrates it: provisiond does not race it
+    assert [w.reason for w in p.waiting] == [
+        "HA-managed: the Proxmox HA manager moves it off pve1 (maintenance)"
+    ]
+    # the spec's maintenance is provisiond's own: it moves the VM (through HA's migrate request)
+    spec = plan(state(d, maintenance=("pve1",)), o, now=0)
+    assert kinds(spec) == ["migrate"]
 
 
 def test_what_cannot_leave_a_maintenance_host_is_reported_not_moved() -> None:
@@ -107,6 +122,24 @@ def test_an_interrupted_gpu_move_holds_the_pool_budget_and_resumes_without_repea
     # Ready: uncordoned, and only then does b's move start (the next cycle)
     ready = replace(back, kube=(KubeNode("a", unschedulable=True, annotations=OURS), KubeNode("b")))
     assert kinds(plan(state(a, b, maintenance=("pve1",)), ready, now=0)) == ["uncordon"]
+
+
+def test_a_ready_left_over_from_the_boot_before_the_move_is_not_the_node_back() -> None:
+    a = gpu("a", 101)
+    maps = (mapping("m", {"pve1": 1, "pve2": 1}),)
+    marked = {**OURS, BOOT_ID_ANNOTATION: "boot-1"}
+    stale = world(
+        converged(a, on="pve2"),
+        mappings=maps,
+        kube=(KubeNode("a", unschedulable=True, annotations=marked, boot_id="boot-1"),),
+    )
+    waiting = plan(state(a, maintenance=("pve1",)), stale, now=0)
+    assert waiting.empty  # not uncordoned on the Ready the old boot left behind
+    assert ["still on the boot before the move" in w.reason for w in waiting.waiting] == [True]
+    rebooted = replace(stale, kube=(replace(stale.kube[0], boot_id="boot-2"),))  # type: ignore[index]
+    assert kinds(plan(state(a, maintenance=("pve1",)), rebooted, now=0)) == ["uncordon"]
+    assert KubeNode("a", boot_id="boot-1").back  # no boot recorded: Ready is enough
+    assert not KubeNode("a", ready=False, annotations=marked, boot_id="boot-2").back
 
 
 def test_a_not_ready_node_that_should_run_counts_but_a_stopped_one_does_not() -> None:

@@ -3,19 +3,26 @@ proxmoxer and ``kubernetes`` clients, against the Proxmox simulator and the Kube
 linked to it (started VMs join as Nodes, GPU workers run ``inference`` pods under a PDB).
 
 Topology ``cps-gpu-pair`` (beside this file): cps-gpu plus a second host with two A100 of the same
-mapping. Everything is built on cit-gpu-01; then cit-gpu-01 goes into maintenance: the control
+mapping. Everything is built on cit-gpu-01; then cit-gpu-01 goes into maintenance (the spec's
+``policy.maintenance``, or Proxmox HA node maintenance set through the simulator): the control
 plane live-migrates (no GPU), one GPU worker moves the offline way — cordon, drain (evictions
 under the PDB), shutdown, offline migrate to cit-gpu-02, start, Ready, uncordon — and the other
 GPU worker, for which no host has free devices, is reported blocked and left running where it
 is. Then the same with the daemon killed (``kill -9``) after each step and restarted: the same
 end state, and no finished step done twice (one shutdown, one migrate, one start, one cordon,
 one uncordon).
+
+A stopped VM's Node stays Ready for ``STALE_READY`` seconds (as a real one does ~40 s, until
+the node controller notices): the move restarts the VM within that window, so it must tell the
+new boot (``status.nodeInfo.bootID``) from the Ready the old one left behind — the node is
+uncordoned only on the new boot, Ready.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +33,7 @@ from e2e_support import TIME_SCALE, Proc, converged, run_daemon, write_settings
 from kubernetes import client
 
 from provisiond.adapters.specfile import load_desired
-from provisiond.core.observed import CORDONED_ANNOTATION
+from provisiond.core.observed import BOOT_ID_ANNOTATION, CORDONED_ANNOTATION
 from provisiond.sim.kube import KubeSim, Membership, start_linked
 from provisiond.sim.kube.testing import api_client
 from provisiond.sim.pve.handle import SimHandle
@@ -40,6 +47,7 @@ NODE = "k3s-wk-gpu1"
 SHUTDOWN = "/nodes/{node}/qemu/{vmid}/status/shutdown"
 MIGRATE = "/nodes/{node}/qemu/{vmid}/migrate"
 START = "/nodes/{node}/qemu/{vmid}/status/start"
+STALE_READY = 15.0  # wall-clock seconds a stopped VM's Node stays Ready (the move takes less)
 
 
 def fleet(maintenance: str) -> str:
@@ -60,6 +68,7 @@ def world(tmp_path: Path) -> Iterator[tuple[SimHandle, KubeSim, Path, Path]]:
             node_delay=0.3,
             ready_delay=0.3,
             pod_delay=0.3,
+            stale_ready=STALE_READY,
         )
         try:
             cfg = write_settings(tmp_path, sim, spec, interval=5.0)
@@ -111,6 +120,7 @@ def check_evacuated(sim: SimHandle, kube: KubeSim, proc: Proc) -> None:
     n = node(kube)
     assert not n["spec"].get("unschedulable")
     assert CORDONED_ANNOTATION not in n["metadata"].get("annotations", {})
+    assert BOOT_ID_ANNOTATION not in n["metadata"].get("annotations", {})
     ready = [c for c in n["status"]["conditions"] if c["type"] == "Ready"]
     assert ready[0]["status"] == "True"
     stuck_node = node(kube, "k3s-wk-gpu2")
@@ -163,13 +173,70 @@ ONCE = {
 }
 
 
+class NodeSamples:
+    """The worker's Node every 10 ms, in a thread: (unschedulable, bootID, Ready)."""
+
+    def __init__(self, kube: KubeSim) -> None:
+        self.kube = kube
+        self.samples: list[tuple[bool, str, bool]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            n = node(self.kube)
+            boot = n["status"]["nodeInfo"]["bootID"]
+            self.samples.append((bool(n["spec"].get("unschedulable")), boot, ready(self.kube)))
+
+    def __enter__(self) -> NodeSamples:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def first_uncordoned(self) -> tuple[bool, str, bool]:
+        """The first sample after the cordon that shows the node schedulable again."""
+        seen = next(i for i, s in enumerate(self.samples) if s[0])
+        return next(s for s in self.samples[seen:] if not s[0])
+
+
 def test_maintenance_evacuates_a_gpu_worker_the_offline_way(
     tmp_path: Path, world: tuple[SimHandle, KubeSim, Path, Path]
 ) -> None:
     sim, kube, spec, cfg = world
     built(tmp_path, sim, cfg)
     start_before = done(sim, START, WORKER)
+    boot_before = node(kube)["status"]["nodeInfo"]["bootID"]
     (spec / "fleet.yaml").write_text(fleet("cit-gpu-01"))
+    daemon = run_daemon(tmp_path, cfg)
+    try:
+        with NodeSamples(kube) as samples:
+            daemon.wait_for(moved, timeout=180)
+    finally:
+        daemon.terminate()
+    check_evacuated(sim, kube, daemon)
+    # the Ready the old boot left behind was seen, and the node uncordoned only on the new boot
+    assert (True, boot_before, True) in samples.samples
+    _, boot, was_ready = samples.first_uncordoned()
+    assert (boot != boot_before, was_ready) == (True, True)
+    got = counts(sim, kube)
+    got["start"] -= start_before
+    assert got == ONCE
+    assert kube.request_counts()[("create", "pods/eviction")] >= 2  # its inference pods
+    inference = [p for p in kube.objects("pods", "ml") if p["spec"].get("nodeName") == NODE]
+    assert not any(p["metadata"].get("deletionTimestamp") for p in inference)
+
+
+def test_proxmox_ha_node_maintenance_evacuates_like_the_spec_list(
+    tmp_path: Path, world: tuple[SimHandle, KubeSim, Path, Path]
+) -> None:
+    sim, kube, spec, cfg = world
+    built(tmp_path, sim, cfg)
+    start_before = done(sim, START, WORKER)
+    (spec / "fleet.yaml").write_text(fleet(""))  # the spec names no host
+    sim.ha_node_maintenance("cit-gpu-01")  # ha-manager crm-command node-maintenance enable
     daemon = run_daemon(tmp_path, cfg)
     try:
         daemon.wait_for(moved, timeout=180)
@@ -179,9 +246,7 @@ def test_maintenance_evacuates_a_gpu_worker_the_offline_way(
     got = counts(sim, kube)
     got["start"] -= start_before
     assert got == ONCE
-    assert kube.request_counts()[("create", "pods/eviction")] >= 2  # its inference pods
-    inference = [p for p in kube.objects("pods", "ml") if p["spec"].get("nodeName") == NODE]
-    assert not any(p["metadata"].get("deletionTimestamp") for p in inference)
+    assert sim.requests("GET", "/cluster/ha/status/manager_status") >= 1
 
 
 # -- killed after each step ------------------------------------------------------------------------
@@ -220,6 +285,13 @@ def ready(kube: KubeSim) -> bool:
     )
 
 
+def back(kube: KubeSim) -> bool:
+    """Ready on another boot than the one the move's cordon recorded."""
+    n = node(kube)
+    before = n["metadata"].get("annotations", {}).get(BOOT_ID_ANNOTATION)
+    return ready(kube) and before != n["status"]["nodeInfo"]["bootID"]
+
+
 def kill_point(step: str, sim: SimHandle, kube: KubeSim, proc: Proc) -> None:
     """Let ``proc`` finish ``step`` and stop it right before the next one (a request held by
     a fault: a hang in Proxmox, latency in Kubernetes), then ``kill -9`` it."""
@@ -235,7 +307,7 @@ def kill_point(step: str, sim: SimHandle, kube: KubeSim, proc: Proc) -> None:
     elif step == "migrate":
         sim.inject(START, method="POST", hang=True, vmid=WORKER, times=1)
         until(lambda: in_flight(sim, START), proc, "the start POST")
-    elif step == "start":  # running on the target, its node not Ready yet
+    elif step == "start":  # running on the target, its node not back yet (maybe stale Ready)
         until(
             lambda: (
                 (vm := sim.vm(WORKER)) is not None
@@ -244,13 +316,13 @@ def kill_point(step: str, sim: SimHandle, kube: KubeSim, proc: Proc) -> None:
             proc,
             "the start",
         )
-        assert not ready(kube), "killed too late: the node is Ready already"
+        assert not back(kube), "killed too late: the node is back already"
     else:  # "ready": the node Ready again; the uncordon patch is held
         until(lambda: unschedulable(kube), proc, "the cordon")
         patches = node_patches(kube)
         kube.inject("nodes", verb="patch", latency=20.0, times=1)
         until(lambda: node_patches(kube) > patches, proc, "the uncordon patch")
-        assert ready(kube)
+        assert back(kube)
     proc.kill9()
     sim.release_hangs()
     kube.clear_faults()
@@ -274,7 +346,7 @@ def test_killed_after_each_step_the_move_resumes_and_repeats_nothing(
     second = run_daemon(tmp_path, cfg)
     try:
         until(
-            lambda: not unschedulable(kube) and ready(kube) and sim.vm(WORKER).node == "cit-gpu-02",  # type: ignore[union-attr]
+            lambda: not unschedulable(kube) and back(kube) and sim.vm(WORKER).node == "cit-gpu-02",  # type: ignore[union-attr]
             second,
             "the move finished",
         )

@@ -98,6 +98,7 @@ def test_responses_carry_the_promised_fields(
         ("GET", "/access/permissions"): api.access.permissions.get(),
         ("GET", "/nodes/{node}/version"): api.nodes(NODE).version.get(),
         ("GET", "/cluster/ha/status/current"): api.cluster.ha.status.current.get(),
+        ("GET", "/cluster/ha/status/manager_status"): api.cluster.ha.status.manager_status.get(),
         ("GET", "/nodes/{node}/lxc"): api.nodes(NODE).lxc.get(),
         ("GET", "/nodes/{node}/rrddata"): api.nodes(NODE).rrddata.get(timeframe="hour"),
         ("GET", "/pools/{poolid}"): api.pools(api.pools.get()[0]["poolid"]).get(),

@@ -59,6 +59,7 @@ def to_node(node: kclient.V1Node) -> KubeNode:
     taints = (spec.taints if spec else None) or []
     info = status.node_info if status is not None else None
     uuid = info.system_uuid if info is not None else None
+    boot = info.boot_id if info is not None else None
     return KubeNode(
         name=meta.name if meta and meta.name else "",
         labels=dict(meta.labels or {}) if meta else {},
@@ -68,6 +69,7 @@ def to_node(node: kclient.V1Node) -> KubeNode:
         ready=_ready(node),
         resource_version=meta.resource_version or "" if meta else "",
         system_uuid=uuid.lower() if uuid else None,
+        boot_id=boot or None,
     )
 
 

@@ -1,9 +1,18 @@
-"""PVE 9.x HA rules and the ``crs`` datacenter option, read for the planner (``core.hacluster``).
+"""PVE 9.x HA rules, the ``crs`` datacenter option and HA node maintenance, read for the planner
+(``core.hacluster``).
 
-One cached read per refresh period (``cache_ttl``): ``GET /cluster/ha/rules`` then, when that
-answered, ``GET /cluster/options``; a rule written by the executor (``invalidate``) makes the
-next cycle read again. ``rules`` is the executor's fresh, uncached read before a rule write.
-What the answers mean:
+One cached read per refresh period (``cache_ttl``; so an HA maintenance is seen at most that
+late): ``GET /cluster/ha/rules`` then, when that answered, ``GET /cluster/options``; and
+``GET /cluster/ha/status/manager_status`` (8.x and 9.x). Maintenance comes from the CRM's
+``manager_status``: a node whose ``node_status`` is ``maintenance`` (its LRM entered the mode)
+or that has ``node_request.<node>.maintenance`` set (``ha-manager crm-command node-maintenance
+enable`` was taken; the LRM follows within a round) — structured fields, where
+``/cluster/ha/status/current`` only says ``maintenance mode`` inside an ``lrm`` entry's status
+text. An empty ``manager_status`` (no CRM ever active: no HA in use) means no maintenance. A
+403 (no ``Sys.Audit`` on ``/``) is logged once and means "none seen"; another failure keeps the
+last known set and is retried on the next cycle. A rule written by the executor
+(``invalidate``) makes the next cycle read again. ``rules`` is the executor's fresh, uncached
+read before a rule write. What the rules answers mean:
 - rules answer: PVE 9.x and the token has ``Sys.Audit`` on ``/``; enabled, feasible rules (PVE
   drops a rule its checks reject — the API lists it with ``errors``) on ``vm:`` resources become
   ``NodeAffinity`` / ``ResourceAffinity``; ``crs`` decides ``auto_rebalance`` (on only with
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import structlog
@@ -115,6 +125,20 @@ def parse(rules: list[Mapping[str, Any]], options: Mapping[str, Any]) -> HaClust
     )
 
 
+def maintenance(status: Mapping[str, Any]) -> frozenset[str]:
+    """The nodes in (or requested into) HA maintenance, from ``manager_status``'s answer."""
+    manager = status.get("manager_status") or {}
+    states = manager.get("node_status") or {}
+    requests = manager.get("node_request") or {}
+    entered = {str(n) for n, state in states.items() if state == "maintenance"}
+    requested = {
+        str(n)
+        for n, req in requests.items()
+        if isinstance(req, Mapping) and _flag(req.get("maintenance", 0))
+    }
+    return frozenset(entered | requested)
+
+
 class HaReader:
     """The cached read; ``read`` never raises a read failure (it is reported in the result)."""
 
@@ -131,6 +155,7 @@ class HaReader:
         self._value: HaCluster | None = None
         self._at = 0.0
         self._warned = False
+        self._status_warned = False
 
     def invalidate(self) -> None:
         """A rule was written: the next ``read`` asks PVE again (the last answer stays the
@@ -145,6 +170,37 @@ class HaReader:
         now = self._clock()
         if self._value is not None and now - self._at < self._ttl:
             return self._value
+        rules, keep = await self._rules()
+        nodes = await self._maintenance()
+        if nodes is None:  # not read: the last known set, and read again next cycle
+            nodes = self._value.maintenance if self._value is not None else frozenset()
+            keep = False
+        value = replace(rules, maintenance=nodes)
+        if keep:
+            self._value, self._at = value, now
+        return value
+
+    async def _maintenance(self) -> frozenset[str] | None:
+        try:
+            status = await self._client.get("/cluster/ha/status/manager_status")
+        except AuthError as exc:
+            if "403" not in str(exc):
+                raise
+            if not self._status_warned:
+                self._status_warned = True
+                log.warning(
+                    "ha_status_unreadable",
+                    reason="the token lacks Sys.Audit on /: Proxmox HA node maintenance is not "
+                    "seen (policy.maintenance still evacuates)",
+                )
+            return frozenset()
+        except ProvisiondError as exc:
+            log.warning("observe_failed", what="cluster/ha/status/manager_status", error=str(exc))
+            return None
+        return maintenance(status if isinstance(status, Mapping) else {})
+
+    async def _rules(self) -> tuple[HaCluster, bool]:
+        """The rules and options, and whether the answer is one to keep for ``cache_ttl``."""
         try:
             rules = await self._client.get("/cluster/ha/rules")
             options = await self._client.get("/cluster/options")
@@ -158,14 +214,10 @@ class HaReader:
                     reason="the token lacks Sys.Audit on /: PVE HA rules and the crs option "
                     "are not seen; assuming the CRS auto-rebalance may be on",
                 )
-            return self._keep(HaCluster(auto_rebalance=None, rules_unread=True), now)
+            return HaCluster(auto_rebalance=None, rules_unread=True), True
         except ProvisiondError as exc:
             if "not implemented" in str(exc):  # PVE 8.x: no /cluster/ha/rules
-                return self._keep(HaCluster(), now)
+                return HaCluster(), True
             log.warning("observe_failed", what="cluster/ha/rules", error=str(exc))
-            return self._value or HaCluster(auto_rebalance=None, rules_unread=True)
-        return self._keep(parse(list(rules or []), options or {}), now)
-
-    def _keep(self, value: HaCluster, now: float) -> HaCluster:
-        self._value, self._at = value, now
-        return value
+            return self._value or HaCluster(auto_rebalance=None, rules_unread=True), False
+        return parse(list(rules or []), options or {}), True

@@ -138,7 +138,8 @@ class ProxmoxObserver:
         self._mappings: _Cached[tuple[PciMapping, ...]] | None = None
         self._storages: dict[str, _Cached[tuple[Storage, ...]]] = {}
         self._pci: dict[str, _Cached[tuple[PciDevice, ...]]] = {}
-        self._ha = HaReader(client, cache_ttl=cache_ttl, clock=clock)  # PVE 9.x rules, crs
+        # PVE 9.x rules, crs; HA node maintenance (8.x and 9.x)
+        self._ha = HaReader(client, cache_ttl=cache_ttl, clock=clock)
 
     def invalidate(self, vmid: int) -> None:
         """Forget a VM's cached config (the executor wrote to it)."""
@@ -450,6 +451,7 @@ class ProxmoxObserver:
                 memory_mib=int(n.get("maxmem", 0) or 0) // MIB,
                 storages=by_node_storage.get(str(n["node"]), ()),
                 pci_devices=by_node_pci.get(str(n["node"]), ()),
+                maintenance=str(n["node"]) in ha.maintenance,
             )
             for n in nodes
         )

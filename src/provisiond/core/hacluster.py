@@ -12,6 +12,11 @@ node-affinity rule (PVE drops the later ones).
 ``rules`` is every rule as PVE lists it (disabled and infeasible ones too), for publishing the
 spec's own rules (``core.planning.harules_publish``): compared by value, never interpreted here.
 
+``maintenance``: the nodes in HA node maintenance (``ha-manager crm-command node-maintenance
+enable``: requested, or entered — the CRM's ``node_request`` / ``node_status``; PVE 8.x and
+9.x). The HA manager migrates the HA resources off such a node itself; the planner evacuates
+the rest (``planning.placement``).
+
 Invariants: only enabled rules are in ``node_affinity`` / ``resource_affinity`` (the observer
 drops disabled ones); ``rules_api`` is true only when ``/cluster/ha/rules`` answered;
 ``auto_rebalance`` is ``None`` when the options could not be read (a token without ``Sys.Audit``
@@ -77,6 +82,7 @@ class HaCluster:
     rules_unread: bool = False  # 9.x rules could not be read this cycle (reported)
     rules_api: bool = False  # /cluster/ha/rules answered: PVE 9.x, rules readable
     rules: tuple[HaRule, ...] = ()  # every rule as listed, disabled ones too
+    maintenance: frozenset[str] = frozenset()  # nodes in HA node maintenance
     _by_vmid: dict[int, NodeAffinity] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -28,6 +28,9 @@ from provisiond.core.hacluster import HaCluster
 MANAGED_ANNOTATION = "provisiond.dev/managed"  # JSON: {"labels": [...], "taints": [...]}
 PAUSED_ANNOTATION = "provisiond.dev/paused"
 CORDONED_ANNOTATION = "provisiond.dev/cordoned"  # set by the executor when it cordons
+# The node's ``status.nodeInfo.bootID`` when a GPU move cordoned it (in the same patch): the
+# node is back only on another boot — a real node stays Ready ~40 s after its VM shut down.
+BOOT_ID_ANNOTATION = "provisiond.dev/boot-id-before-move"
 
 
 class VMStatus(StrEnum):
@@ -185,6 +188,15 @@ class KubeNode:
     ready: bool = True
     resource_version: str = ""  # metadata.resourceVersion: a patch applies only to this version
     system_uuid: str | None = None  # status.nodeInfo.systemUUID (lower-case): the VM's smbios uuid
+    boot_id: str | None = None  # status.nodeInfo.bootID: the kubelet reports a new one per boot
+
+    @property
+    def back(self) -> bool:
+        """Ready, and not on the boot recorded before a move (``BOOT_ID_ANNOTATION``): a Ready
+        condition the old boot left behind (stale until the node controller notices) is not
+        the VM back."""
+        before = self.annotations.get(BOOT_ID_ANNOTATION)
+        return self.ready and (before is None or before != self.boot_id)
 
 
 @dataclass(frozen=True, slots=True)

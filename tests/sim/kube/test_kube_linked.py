@@ -230,6 +230,32 @@ def test_stop_turns_not_ready_and_restart_ready(world: World) -> None:
     assert not node.spec.taints
 
 
+def test_each_boot_posts_a_new_boot_id_and_a_stale_ready_outlives_the_stop(world: World) -> None:
+    world.start(140)
+    first = until(lambda: (n := world.node("worker-1")) and ready(n) == "True" and n)
+    boot = first.status.node_info.boot_id
+    world.kube.link.stale_ready = 1.0  # the node controller is slow to notice
+    world.stop(140)
+    time.sleep(0.4)
+    stale = world.node("worker-1")
+    assert (ready(stale), stale.status.node_info.boot_id) == ("True", boot)  # as it was
+    until(lambda: ready(world.node("worker-1")) == "Unknown")
+    world.kube.link.stale_ready = 0.0
+    world.start(140)
+    rebooted = until(lambda: (n := world.node("worker-1")) and ready(n) == "True" and n)
+    assert rebooted.status.node_info.boot_id not in (boot, "")
+    # a restart within the stale window: the Ready of the old boot, then the new boot's
+    world.kube.link.stale_ready = 30.0
+    second = rebooted.status.node_info.boot_id
+    world.stop(140)
+    world.start(140)
+    posted = until(
+        lambda: (n := world.node("worker-1")) and n.status.node_info.boot_id != second and n
+    )
+    assert ready(posted) == "False"  # the new kubelet is not Ready yet
+    until(lambda: ready(world.node("worker-1")) == "True")
+
+
 def test_migration_keeps_the_node(world: World) -> None:
     world.start(140)
     before = until(lambda: (n := world.node("worker-1")) and ready(n) == "True" and n)

@@ -161,7 +161,8 @@ def converge_node(s: PlanState, d: DesiredVM, vm: ObservedVM, n: KubeNode) -> No
         and d.power is PowerState.RUNNING
         and d.vmid not in s.disrupted
     ):
-        if n.ready:  # a moved or rebooted VM's node is back
+        if n.back:  # a moved or rebooted VM's node is back (Ready, on a new boot after a move)
             uncordon(s, d, n, "provisiond cordoned this node for work that has finished")
         else:
-            s.wait(f"node {n.name} not Ready yet: uncordoned once it is", d)
+            stale = " (still on the boot before the move)" if n.ready else ""
+            s.wait(f"node {n.name} not Ready yet{stale}: uncordoned once it is", d)

@@ -156,13 +156,17 @@ def in_maintenance(s: PlanState, policy: Policy) -> tuple[str, ...]:
 def misplaced(s: PlanState, d: DesiredVM, vm: ObservedVM) -> str | None:
     """Why ``vm`` may not stay on its host (maintenance, pin, allowed hosts, a GPU mapping with no
     device there, a device over-assigned, strict spread); never when the spec contradicts a
-    strict HA rule (a conflict: nothing moved)."""
+    strict HA rule (a conflict: nothing moved), nor for an HA-managed VM on a host in Proxmox HA
+    maintenance (the HA manager moves it: two movers would fight; reported waiting)."""
     if conflicted(s, d):
         return None
     policy = s.fleet(d).policy
     if vm.host in policy.maintenance:
         return f"host {vm.host} is in maintenance"
     if vm.host in in_maintenance(s, policy):
+        if vm.ha_state is not None:  # the HA manager migrates its resources off by itself
+            s.wait(f"HA-managed: the Proxmox HA manager moves it off {vm.host} (maintenance)", d)
+            return None
         return f"host {vm.host} is in Proxmox HA maintenance mode"
     if d.host and vm.host != d.host:
         return f"pinned to {d.host}"

@@ -100,6 +100,8 @@ class Host(Model):
     sockets: int = Field(default=1, ge=1)
     ip: str | None = None  # shown by /cluster/status; a 10.0.0.x address is made up when absent
     pci_devices: tuple[PciDevice, ...] = ()
+    # In Proxmox HA maintenance (``ha-manager crm-command node-maintenance enable <node>``)
+    ha_maintenance: bool = False
 
     def device(self, address: str) -> PciDevice | None:
         return next((d for d in self.pci_devices if d.address == address), None)

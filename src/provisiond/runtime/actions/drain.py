@@ -15,7 +15,9 @@ by this process before a restart, or by a human — is never repeated:
   action's ``timeout``; then the drain fails with a ``DrainTimeoutError``, the node stays
   cordoned and a Warning Event ``DrainTimeout`` on the Node names the blocked pods. Done when
   no pod is left to evict and none is still terminating;
-- **wait Ready**: polls the node until its Ready condition is True (``ready_timeout``).
+- **wait Ready**: polls the node until its Ready condition is True on a new boot: a node whose
+  bootID is still the one the cordon recorded (``BOOT_ID_ANNOTATION``) shows the Ready its old
+  boot left behind — a real node stays Ready ~40 s after its VM shut down (``ready_timeout``).
 
 A drain that evicted pods, or that gives up, emits a Kubernetes Event on the Node
 (``source.component=provisiond``). Stop
@@ -142,13 +144,14 @@ async def evict_all(
 
 
 async def wait_ready(name: str, ctx: ActionContext) -> None:
-    """Until the node reports Ready (``ready_timeout``, then a ``PermanentError``)."""
+    """Until the node is back (``KubeNode.back``: Ready, and on another boot than the one
+    recorded at the cordon) — ``ready_timeout``, then a ``PermanentError``."""
     reader, _ = _ports(ctx, "wait for node Ready")
     waiter, config = ctx.tasks, ctx.tasks.config
     deadline = waiter.clock() + config.ready_timeout
     while True:
         nodes: tuple[KubeNode, ...] = await ctx.call(f"nodes ({name} Ready?)", reader.nodes)
-        if any(n.name == name and n.ready for n in nodes):
+        if any(n.name == name and n.back for n in nodes):
             return
         if waiter.clock() >= deadline:
             raise PermanentError(

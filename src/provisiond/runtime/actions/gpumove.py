@@ -31,7 +31,7 @@ async def gpu_move(a: GpuMove, ctx: ActionContext) -> None:
         try:
             if step is MoveStep.CORDON:
                 cordon = Cordon(id=f"cordon:{node}", reason=a.reason, node=node, vmid=a.vmid)
-                await kube.cordon(cordon, ctx)
+                await kube.cordon(cordon, ctx, record_boot=True)
             elif step is MoveStep.DRAIN:
                 evicted = await drain.evict_all(
                     node,

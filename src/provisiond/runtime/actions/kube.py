@@ -32,6 +32,7 @@ from provisiond.core.desired import Taint
 from provisiond.core.errors import PermanentError, ProvisiondError
 from provisiond.core.nodes import taint_id
 from provisiond.core.observed import (
+    BOOT_ID_ANNOTATION,
     CORDONED_ANNOTATION,
     MANAGED_ANNOTATION,
     PAUSED_ANNOTATION,
@@ -151,17 +152,23 @@ async def taint(a: TaintNode, ctx: ActionContext) -> None:
     )
 
 
-async def cordon(a: Cordon, ctx: ActionContext) -> None:
+async def cordon(a: Cordon, ctx: ActionContext, *, record_boot: bool = False) -> None:
+    """``record_boot`` (a GPU move): the node's bootID goes into ``BOOT_ID_ANNOTATION`` in the
+    same patch, so the move's wait for Ready — and the plan's uncordon, after a restart — can
+    tell the new boot from a Ready condition the old one left behind."""
     node = await fresh_node(ctx, a.node, "cordon")
     if node.unschedulable:
         raise AdoptedSignal(f"node {a.node} is already unschedulable")
+    annotations = {CORDONED_ANNOTATION: "true"}
+    if record_boot and node.boot_id:
+        annotations[BOOT_ID_ANNOTATION] = node.boot_id
     await _patch(
         ctx,
         a,
         node,
         event=("ProvisiondCordon", "cordoned"),
         unschedulable=True,
-        annotations={CORDONED_ANNOTATION: "true"},
+        annotations=annotations,
     )
 
 
@@ -176,5 +183,5 @@ async def uncordon(a: Uncordon, ctx: ActionContext) -> None:
         node,
         event=("ProvisiondUncordon", "uncordoned"),
         unschedulable=False,
-        annotations={CORDONED_ANNOTATION: None},
+        annotations={CORDONED_ANNOTATION: None, BOOT_ID_ANNOTATION: None},
     )

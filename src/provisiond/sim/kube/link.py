@@ -11,8 +11,11 @@ every VM that is not a template and not in ``Membership.skip``:
   VMs) with Ready False;
 - ``ready_delay`` seconds later → Ready True, and the workloads of ``workloads.py`` arrive;
 - stopped, paused, or its host offline → Ready ``Unknown`` (the kubelet stopped posting; kubectl
-  shows NotReady) with the unreachable taints, and its pods not ready. Started again → Ready
-  after ``node_delay + ready_delay`` (a reboot).
+  shows NotReady) with the unreachable taints, and its pods not ready — after ``stale_ready``
+  seconds (default 0; a real node controller notices after ~40 s, the node stays Ready until
+  then: the seam for "a stale Ready"). Started again → ``node_delay`` later the kubelet of the
+  new boot posts: a new ``status.nodeInfo.bootID`` (uuid4, as ``/proc/sys/kernel/random/boot_id``)
+  and Ready False; Ready True after ``node_delay + ready_delay`` (a reboot).
 
 A migration keeps the Node: it is keyed by name and its uuid comes from the VM config, which a
 migration does not change. A destroyed VM leaves its Node behind, NotReady, as a real cluster
@@ -98,6 +101,8 @@ def _prop(value: object, key: str) -> str | None:
 @dataclass
 class _Machine:
     started: float | None = None  # loop time the VM was first seen up, this boot
+    down: float | None = None  # loop time the VM was first seen down, since it was up
+    posted: bool = False  # the kubelet of this boot has posted (its bootID is on the Node)
 
 
 class Link:
@@ -110,8 +115,10 @@ class Link:
         node_delay: float,
         ready_delay: float,
         pod_delay: float,
+        stale_ready: float = 0.0,
     ) -> None:
         self.kube = kube
+        self.stale_ready = stale_ready  # seconds a down VM's Node stays as it was
         self.pve = pve
         self.membership = membership
         self.node_delay = node_delay
@@ -135,27 +142,36 @@ class Link:
             up = vm.running and not vm.paused and host is not None and host.online
             node = self.kube.store.get(NODE.bucket, "", name)
             if not up:
-                machine.started = None
-                if node is not None and _ready_status(node) != "Unknown":
+                machine.started, machine.posted = None, False
+                machine.down = now if machine.down is None else machine.down
+                stale = now - machine.down < self.stale_ready
+                if node is not None and _ready_status(node) != "Unknown" and not stale:
                     nodes.set_ready(node, "Unknown")
                     self.kube.store.replace(NODE.bucket, node)
                     self.workloads.set_pods_ready(name, ready=False)
                 continue
+            machine.down = None
             if machine.started is None:
                 machine.started = now
             age = now - machine.started
             if node is None and age >= self.node_delay:
                 self._register(vm, name)
+                machine.posted = True
+            elif node is not None and not machine.posted and age >= self.node_delay:
+                # the kubelet of a new boot posts: its bootID, not yet Ready
+                node["status"]["nodeInfo"]["bootID"] = nodes.new_boot_id()
+                nodes.set_ready(node, "False")
+                self.kube.store.replace(NODE.bucket, node)
+                self.workloads.set_pods_ready(name, ready=False)
+                machine.posted = True
             elif (
                 node is not None
+                and machine.posted
                 and _ready_status(node) != "True"
                 and age >= self.node_delay + self.ready_delay
             ):
                 nodes.set_ready(node, "True")
                 self.workloads.node_ready(self.kube.store.replace(NODE.bucket, node))
-            elif node is not None and _ready_status(node) == "Unknown" and age >= self.node_delay:
-                nodes.set_ready(node, "False")  # the kubelet is back, not yet ready
-                self.kube.store.replace(NODE.bucket, node)
         self.workloads.schedule()
 
     def _register(self, vm: Any, name: str) -> None:
@@ -198,9 +214,11 @@ def start_linked(
     poll: float = 0.05,
     membership: Membership | None = None,
     options: Options | None = None,
+    stale_ready: float = 0.0,
 ) -> KubeSim:
     """Start a ``KubeSim`` linked to a running Proxmox simulator (a ``SimHandle`` or
-    ``SimServer``). Stop it before the Proxmox simulator: ``sim.stop()``."""
+    ``SimServer``). Stop it before the Proxmox simulator: ``sim.stop()``. ``stale_ready``:
+    seconds a stopped VM's Node keeps its Ready condition (``sim.link.stale_ready`` later)."""
     server = getattr(pve, "server", pve)
     sim = KubeSim(options).start(loop=server.loop)
     link = Link(
@@ -210,6 +228,7 @@ def start_linked(
         node_delay=node_delay,
         ready_delay=ready_delay,
         pod_delay=pod_delay,
+        stale_ready=stale_ready,
     )
 
     async def begin() -> asyncio.Task[None]:

@@ -104,7 +104,7 @@ def node_object(
             "nodeInfo": {
                 "machineID": digest[:32],
                 "systemUUID": (system_uuid or str(uuid.uuid4())).lower(),
-                "bootID": str(uuid.uuid4()),
+                "bootID": new_boot_id(),
                 "kernelVersion": "6.8.0-51-generic",
                 "osImage": "Ubuntu 24.04.1 LTS",
                 "containerRuntimeVersion": "containerd://1.7.24",
@@ -119,6 +119,11 @@ def node_object(
         node["spec"]["taints"] = [{"key": CONTROL_PLANE, "effect": "NoSchedule"}]
     set_ready(node, "True" if ready else "False")
     return node
+
+
+def new_boot_id() -> str:
+    """A boot's id, as the kernel makes one (``/proc/sys/kernel/random/boot_id``: a uuid4)."""
+    return str(uuid.uuid4())
 
 
 _READY_TEXT = {

@@ -22,6 +22,17 @@ Behaviour taken from pve-ha-manager (``PVE::HA::Manager``, ``Rules::NodeAffinity
   running HA resources; dynamic: of all its running VMs), the imbalance their coefficient of
   variation (the real scoring lives in proxmox-resource-scheduling); ``method`` is not modelled.
 
+Node maintenance (PVE 8.x and 9.x; ``ha-manager crm-command node-maintenance enable <node>``,
+``SimHandle.ha_node_maintenance`` or ``haMaintenance`` on a topology host): simplified so that
+the CRM's request (``node_request``), the LRM's mode and the CRM's node state (``node_status``
+``maintenance``) switch at once. A node in maintenance is not online for placement; every round
+each started HA resource on it is migrated (online) to the preferred available node with the
+fewest HA resources (``migrate service 'vm:<id>' to node '<n>' (running)``) and remembers the
+node as its ``maintenance_node``; once the node leaves maintenance the resource is moved back
+(``moving service 'vm:<id>' back to '<n>', node came back from maintenance.``). VMs that are not
+HA-managed stay where they are: the HA stack knows nothing of them. On 8.4 (``rules=False``)
+the rounds do only this.
+
 Every log line goes to ``Cluster.ha_log`` (what ``journalctl -u pve-ha-crm`` would show).
 """
 
@@ -111,10 +122,12 @@ def preferred(rules: Compiled, vmid: int, online: Iterable[str]) -> set[str]:
 class HaManager:
     """One CRM per simulated cluster; ``run`` does a round every ``HA_ROUND_SECONDS``."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, *, rules: bool = True) -> None:
         self.cluster = cluster
+        self.rules = rules  # PVE 9.x: rules, failback, the CRS auto-rebalance
         self.sustained_rounds = 0
-        cluster.ha_admit = self.admit_request
+        if rules:
+            cluster.ha_admit = self.admit_request
 
     async def run(self) -> None:
         while True:
@@ -131,7 +144,10 @@ class HaManager:
         )
 
     def _online(self) -> list[str]:
-        return sorted(n for n, node in self.cluster.nodes.items() if node.online)
+        """``node_is_online``: a node in maintenance is not (nothing is placed there)."""
+        return sorted(
+            n for n, node in self.cluster.nodes.items() if node.online and not node.ha_maintenance
+        )
 
     def _in_motion(self) -> bool:
         return any(v.hastate in ("migrate", "relocate") for v in self._ha_vms())
@@ -139,13 +155,36 @@ class HaManager:
     def _count(self, node: str) -> int:
         return sum(1 for v in self._ha_vms() if v.node == node)
 
+    def node_maintenance(self, node: str, *, enable: bool) -> None:
+        """The ``enable-node-maintenance`` / ``disable-node-maintenance`` crm commands."""
+        state = self.cluster.nodes[node]
+        if enable and not state.online:
+            self.log(f"crm command error - node not online: enable-node-maintenance {node}")
+            return
+        if enable and state.ha_maintenance:
+            self.log(f"ignoring crm command - node {node} is already in maintenance state")
+            return
+        if not enable and not state.ha_maintenance:
+            self.log(
+                f"clearing maintenance of node {node} requested, but it's in state "
+                f"{'online' if state.online else 'unknown'}"
+            )
+        self.log(f"got crm command: {'enable' if enable else 'disable'}-node-maintenance {node}")
+        state.ha_maintenance = enable
+
     def round(self) -> None:
         rules = compile_rules(self.cluster)
         online = self._online()
+        self._maintenance(rules, online)
+        if not self.rules:
+            return
         for vm in self._ha_vms():
             if vm.hastate not in ("started", "recovery"):
                 continue
             pri = preferred(rules, vm.vmid, online)
+            node = self.cluster.nodes.get(vm.node)
+            if node is not None and node.ha_maintenance:
+                continue  # moved by ``_maintenance`` (or nowhere to go)
             if vm.node not in online:
                 self._recover(vm, pri)
             elif vm.node not in pri and not self._in_motion():
@@ -154,6 +193,29 @@ class HaManager:
                     self.log(f"migrate service '{sid(vm.vmid)}' to node '{target}' (running)")
                     self.migrate(vm, target)
         self._load_balance(rules, online)
+
+    def _maintenance(self, rules: Compiled, online: list[str]) -> None:
+        """Started HA resources leave a node in maintenance, and come back when it leaves."""
+        for vm in self._ha_vms():
+            if vm.hastate != "started" or not vm.running:
+                continue
+            node = self.cluster.nodes.get(vm.node)
+            fallback = vm.maintenance_node
+            if node is not None and node.ha_maintenance:
+                pri = preferred(rules, vm.vmid, online)
+                target = min(pri, key=lambda n: (self._count(n), n), default=None)
+                if target is not None:
+                    vm.maintenance_node = vm.node
+                    self.log(f"migrate service '{sid(vm.vmid)}' to node '{target}' (running)")
+                    self.migrate(vm, target)
+            elif fallback is not None and fallback != vm.node and fallback in online:
+                self.log(
+                    f"moving service '{sid(vm.vmid)}' back to '{fallback}', node came back "
+                    "from maintenance."
+                )
+                vm.maintenance_node = None
+                self.log(f"migrate service '{sid(vm.vmid)}' to node '{fallback}' (running)")
+                self.migrate(vm, fallback)
 
     def _recover(self, vm: VmState, pri: set[str]) -> None:
         fenced = vm.node

@@ -271,9 +271,16 @@ class SimHandle:
         return self.call(lambda c: list(c.ha_log))
 
     def imbalance(self) -> float:
-        """The simulated CRS's node imbalance now (0.0 on 8.4: no HA manager)."""
+        """The simulated CRS's node imbalance now (0.0 on 8.4: no CRS)."""
         manager = self.server.ha_manager
-        return self.call(lambda _c: manager.imbalance() if manager is not None else 0.0)
+        return self.call(lambda _c: manager.imbalance() if manager.rules else 0.0)
+
+    def ha_node_maintenance(self, node: str, *, enable: bool = True) -> None:
+        """``ha-manager crm-command node-maintenance enable|disable <node>`` (no REST endpoint
+        in 8.4 nor 9.1): the CRM takes the request, the node's LRM enters (or leaves)
+        maintenance mode and the HA manager moves its HA resources off (or back)."""
+        manager = self.server.ha_manager
+        self.call(lambda _c: manager.node_maintenance(node, enable=enable))
 
     def snapshot(self) -> Topology:
         """The cluster as it is now, as a Topology (through the API handlers; snapshot.py)."""

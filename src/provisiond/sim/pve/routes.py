@@ -11,6 +11,7 @@ from provisiond.sim.pve.handlers import (
     access,
     cluster,
     harules,
+    hastatus,
     info,
     migrate,
     pools,
@@ -62,7 +63,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", f"{_Q}/migrate"): migrate.migrate,
     # what common clients read first, snapshots, pause/reset
     ("GET", "/nodes/{node}/version"): info.node_version,
-    ("GET", "/cluster/ha/status/current"): info.ha_status,
+    ("GET", "/cluster/ha/status/current"): hastatus.current,
+    ("GET", "/cluster/ha/status/manager_status"): hastatus.manager_status,
     ("GET", "/nodes/{node}/lxc"): info.lxc_list,
     ("GET", "/nodes/{node}/rrddata"): info.node_rrddata,
     ("GET", "/storage"): info.storage_config,

@@ -120,6 +120,7 @@ RULES: dict[tuple[str, str], Rule] = {
     # user: all passes; without the check's Sys.Audit on / the handler answers fewer options
     ("GET", "/cluster/options"): Rule(Perm("/", ("Sys.Audit",)), user="all"),
     ("GET", "/cluster/ha/status/current"): _root("Sys.Audit"),
+    ("GET", "/cluster/ha/status/manager_status"): _root("Sys.Audit"),
     ("GET", "/pools"): ALL,
     ("GET", "/pools/{poolid}"): Rule(Perm("/pool/{poolid}", ("Pool.Audit",))),
     ("PUT", "/pools/{poolid}"): Rule(Perm("/pool/{poolid}", ("Pool.Allocate",))),

@@ -248,8 +248,9 @@ class SimServer:
         self.seams.faults.load(self.fault_plan)
         self.cluster.tasks.fault = self.seams.faults.task_failure
         self._events: asyncio.Task[None] | None = None
-        # PVE 9.x: the CRM's rounds (rules, failback, auto-rebalance); 8.4 has no rules to honour
-        self.ha_manager = HaManager(self.cluster) if topology.spec.pve_version != "8.4" else None
+        # The CRM's rounds: node maintenance (both versions); on PVE 9.x also rules, failback and
+        # auto-rebalance (8.4 has no rules to honour)
+        self.ha_manager = HaManager(self.cluster, rules=topology.spec.pve_version != "8.4")
         self._ha_rounds: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
@@ -308,8 +309,7 @@ class SimServer:
             self._events = asyncio.get_running_loop().create_task(
                 run_events(self.cluster, self.seams.faults, self.fault_plan.events)
             )
-        if self.ha_manager is not None:
-            self._ha_rounds = asyncio.get_running_loop().create_task(self.ha_manager.run())
+        self._ha_rounds = asyncio.get_running_loop().create_task(self.ha_manager.run())
         self._ready.set()
 
     async def _shutdown(self) -> None:

@@ -77,6 +77,7 @@ class Node:
     ip: str
     devices: tuple[topo.PciDevice, ...]
     boot_time: float = field(default_factory=time.time)
+    ha_maintenance: bool = False  # HA node maintenance requested and entered (hamanager.py)
 
 
 @dataclass
@@ -147,6 +148,7 @@ class VmState:
     started_at: float | None = None
     bound: dict[str, str] = field(default_factory=dict)  # hostpciN -> device address
     hastate: str | None = None
+    maintenance_node: str | None = None  # the HA manager moved it off this node (maintenance)
     pool: str | None = None
     acpi_responds: bool = True  # False: a shutdown times out (``got timeout``)
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
@@ -253,6 +255,7 @@ class Cluster:
                 sockets=h.sockets,
                 ip=h.ip or f"10.0.0.{i}",
                 devices=h.pci_devices,
+                ha_maintenance=h.ha_maintenance,
             )
         self.storages: dict[str, topo.Storage] = {s.name: s for s in spec.storages}
         self.mappings: dict[str, PciMap] = {}

@@ -1,5 +1,5 @@
-"""The read endpoints common clients call first (SEMANTICS Addendum 2): node version, HA
-status, the (empty) container list, the cluster's storage configuration, a VM's directory
+"""The read endpoints common clients call first (SEMANTICS Addendum 2): node version, the
+(empty) container list, the cluster's storage configuration, a VM's directory
 index, and ``rrddata`` for nodes and VMs.
 
 ``rrddata`` is derived from the load profile (``load.py``): 70 rows per timeframe at PVE's RRD
@@ -42,10 +42,9 @@ VM_SUBDIRS = (
     "mtunnel",
     "remote_migrate",
 )
+
+
 # ha-manager service state -> the state the request asked for
-_REQUESTED = {"started": "started", "starting": "started", "migrate": "started"}
-
-
 async def node_version(call: Call) -> object:
     call.cluster.node(str(call.params["node"]))
     return dict(PVE_VERSION)
@@ -84,62 +83,6 @@ async def storage_config(call: Call) -> object:
         if st.hosts:
             item["nodes"] = ",".join(st.hosts)
         out.append(item)
-    return out
-
-
-async def ha_status(call: Call) -> object:
-    """``GET /cluster/ha/status/current``: quorum, and with HA resources the CRM master, one
-    LRM per node and one entry per service."""
-    cluster = call.cluster
-    online = [n for n in cluster.nodes.values() if n.online]
-    master = online[0].name if online else next(iter(cluster.nodes))
-    now = int(time.time())
-    out: list[dict[str, object]] = [
-        {"id": "quorum", "type": "quorum", "node": master, "status": "OK", "quorate": 1}
-    ]
-    services = sorted(
-        (vm for vm in cluster.vms.values() if vm.hastate is not None), key=lambda v: v.vmid
-    )
-    if not services:
-        return out
-    stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(now))
-    out.append(
-        {
-            "id": "master",
-            "type": "master",
-            "node": master,
-            "status": f"{master} (active, {stamp})",
-            "timestamp": now,
-        }
-    )
-    for node in cluster.nodes.values():
-        busy = any(vm.node == node.name for vm in services)
-        mode = ("active" if busy else "idle") if node.online else "old timestamp - dead?"
-        out.append(
-            {
-                "id": f"lrm:{node.name}",
-                "type": "lrm",
-                "node": node.name,
-                "status": f"{node.name} ({mode}, {stamp})",
-                "timestamp": now,
-            }
-        )
-    for vm in services:
-        state = str(vm.hastate)
-        out.append(
-            {
-                "id": f"service:vm:{vm.vmid}",
-                "type": "service",
-                "sid": f"vm:{vm.vmid}",
-                "node": vm.node,
-                "state": state,
-                "crm_state": state,
-                "request_state": _REQUESTED.get(state, "stopped"),
-                "status": f"vm:{vm.vmid} ({vm.node}, {state})",
-                "max_restart": 1,
-                "max_relocate": 1,
-            }
-        )
     return out
 
 

@@ -136,6 +136,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "GET", "/nodes/{node}/version", {"node": NODE}, returns=("release", "repoid", "version")
     ),
     Endpoint("GET", "/cluster/ha/status/current", {}, returns=("id", "node", "status", "type")),
+    Endpoint("GET", "/cluster/ha/status/manager_status", {}),
     Endpoint("GET", "/nodes/{node}/lxc", {"node": NODE}, returns=("status", "vmid")),
     Endpoint(
         "GET",
