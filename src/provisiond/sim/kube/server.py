@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from provisiond.sim.kube import nodes
 from provisiond.sim.kube.api import build_app
 from provisiond.sim.kube.cluster import KubeCluster, Options
-from provisiond.sim.kube.errors import Obj
+from provisiond.sim.kube.errors import Obj, expired
 from provisiond.sim.kube.faults import KubeFault
 from provisiond.sim.kube.resources import RESOURCES
 from provisiond.sim.tls import TlsServer
@@ -218,17 +218,8 @@ class KubeSim(TlsServer):
 
         def run(c: KubeCluster) -> int:
             upto = c.store.compact()
-            return c.store.end_watches(
-                {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "metadata": {},
-                    "status": "Failure",
-                    "message": f"too old resource version: {max(upto - 1, 0)} ({upto})",
-                    "reason": "Expired",
-                    "code": 410,
-                }
-            )
+            message = f"too old resource version: {max(upto - 1, 0)} ({upto})"
+            return c.store.end_watches(expired(message).status())
 
         return self.call(run)
 
