@@ -13,6 +13,7 @@ import uuid
 from provisiond.core.topology import StorageType
 from provisiond.sim.pve import devices, load, pending
 from provisiond.sim.pve.errors import ParamError, PveError
+from provisiond.sim.pve.formats import split_list, split_propstring
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
 from provisiond.sim.pve.handlers.power import start_vm
@@ -29,7 +30,6 @@ from provisiond.sim.pve.state import (
     normalise_tags,
 )
 from provisiond.sim.pve.tasks import DURATIONS, TaskContext
-from provisiond.sim.pve.validation import split_list, split_propstring
 
 # parameters of config writes that are not config keys
 CONTROL = frozenset(
