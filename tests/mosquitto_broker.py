@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisiond.sim.pve.certs import CertFiles, generate
+from provisiond.sim.certs import CertFiles, generate
 
 USERS = {"provisiond": "pd-broker-pass-7Q2", "watcher": "watcher-pass-Z9x"}
 

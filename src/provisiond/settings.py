@@ -45,7 +45,7 @@ from yaml import YAMLError
 
 from provisiond.adapters.httpserver import MetricsSettings
 from provisiond.adapters.kube import KubernetesSettings
-from provisiond.adapters.mqtt_settings import MqttSettings
+from provisiond.adapters.mqtt_settings import MqttSettings, read_secret
 from provisiond.core.errors import ConfigError
 
 ENV_PREFIX = "PROVISIOND_"
@@ -56,16 +56,6 @@ CREDENTIALS = {
     "proxmox-token-secret": ("proxmox", "token_secret_file"),
     "proxmox-password": ("proxmox", "password_file"),
 }
-
-
-def _read_secret_file(path: Path, what: str) -> SecretStr:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {what} from {path}: {exc.strerror}") from None
-    if not value:
-        raise ValueError(f"{what} file {path} is empty")
-    return SecretStr(value)
 
 
 def _check_url(url: str) -> str:
@@ -153,10 +143,11 @@ class ProxmoxSettings(BaseModel):
 
     @model_validator(mode="after")
     def _resolve_secret(self) -> ProxmoxSettings:
-        if self.token_secret is None and self.token_secret_file is not None:
-            self.token_secret = _read_secret_file(self.token_secret_file, "proxmox token secret")
-        if self.password is None and self.password_file is not None:
-            self.password = _read_secret_file(self.password_file, "proxmox password")
+        # systemd credentials arrive as the *_file settings (``SystemdCredentials``): none here
+        self.token_secret = read_secret(
+            self.token_secret, self.token_secret_file, None, "proxmox token secret"
+        )
+        self.password = read_secret(self.password, self.password_file, None, "proxmox password")
         return self
 
 

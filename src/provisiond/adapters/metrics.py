@@ -34,6 +34,30 @@ GPU_STATES = ("free", "claimed", "reserved")
 HOST_RESOURCES = ("cpu", "memory")
 
 
+class ApiMetrics:
+    """One external API's request count and latency (``provisiond_<api>_requests_total``,
+    ``provisiond_<api>_request_duration_seconds``): the same two families for every API."""
+
+    def __init__(self, api: str, title: str, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            f"provisiond_{api}_requests",
+            f"{title} API requests by method, endpoint template and HTTP status (or error).",
+            ["method", "endpoint", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            f"provisiond_{api}_request_duration_seconds",
+            f"{title} API request latency.",
+            ["method", "endpoint"],
+            buckets=_API_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, method: str, endpoint: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, endpoint, code).inc()
+        self.duration.labels(method, endpoint).observe(seconds)
+
+
 class Metrics:
     def __init__(
         self, registry: CollectorRegistry, *, version: str = "0.0.0", mqtt: bool = False
@@ -98,19 +122,7 @@ class Metrics:
             registry=r,
         )
         # -- external APIs -----------------------------------------------------------------------
-        self.proxmox_requests = Counter(
-            "provisiond_proxmox_requests",
-            "Proxmox VE API requests by method, endpoint template and HTTP status (or error).",
-            ["method", "endpoint", "code"],
-            registry=r,
-        )
-        self.proxmox_request_duration = Histogram(
-            "provisiond_proxmox_request_duration_seconds",
-            "Proxmox VE API request latency.",
-            ["method", "endpoint"],
-            buckets=_API_BUCKETS,
-            registry=r,
-        )
+        self.proxmox_api = ApiMetrics("proxmox", "Proxmox VE", r)
         self.proxmox_task_duration = Histogram(
             "provisiond_proxmox_task_duration_seconds",
             "Duration of Proxmox tasks provisiond waited for, by task type (qmclone, qmigrate…).",
@@ -118,19 +130,7 @@ class Metrics:
             buckets=_TASK_BUCKETS,
             registry=r,
         )
-        self.kubernetes_requests = Counter(
-            "provisiond_kubernetes_requests",
-            "Kubernetes API requests by method, endpoint template and HTTP status (or error).",
-            ["method", "endpoint", "code"],
-            registry=r,
-        )
-        self.kubernetes_request_duration = Histogram(
-            "provisiond_kubernetes_request_duration_seconds",
-            "Kubernetes API request latency.",
-            ["method", "endpoint"],
-            buckets=_API_BUCKETS,
-            registry=r,
-        )
+        self.kubernetes_api = ApiMetrics("kubernetes", "Kubernetes", r)
         # -- spec ----------------------------------------------------------------------------------
         self.spec_valid = Gauge(
             "provisiond_spec_valid",
@@ -223,14 +223,12 @@ class Metrics:
     def observe_proxmox_request(
         self, method: str, endpoint: str, code: str, seconds: float
     ) -> None:
-        self.proxmox_requests.labels(method, endpoint, code).inc()
-        self.proxmox_request_duration.labels(method, endpoint).observe(seconds)
+        self.proxmox_api.observe(method, endpoint, code, seconds)
 
     def observe_kubernetes_request(
         self, method: str, endpoint: str, code: str, seconds: float
     ) -> None:
-        self.kubernetes_requests.labels(method, endpoint, code).inc()
-        self.kubernetes_request_duration.labels(method, endpoint).observe(seconds)
+        self.kubernetes_api.observe(method, endpoint, code, seconds)
 
     def observe_proxmox_task(self, task_type: str, seconds: float) -> None:
         self.proxmox_task_duration.labels(task_type).observe(seconds)

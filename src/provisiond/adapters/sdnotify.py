@@ -30,12 +30,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 import structlog
 
-from provisiond.core.observed import ObservedState
-from provisiond.core.plan import Plan
+from provisiond.adapters.results import FinishedCycle
 
 log = structlog.get_logger("provisiond.sdnotify")
 
@@ -79,24 +77,6 @@ def watchdog_interval(environ: Mapping[str, str], pid: int) -> float | None:
     except ValueError:
         return None
     return usec / 2 / 1_000_000 if usec > 0 else None
-
-
-class FinishedCycle(Protocol):
-    """What a finished reconcile cycle tells (``runtime.reconciler.CycleResult``; adapters may
-    not import the runtime, so its few attributes read here are described instead)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def result(self) -> str: ...
-    @property
-    def converged(self) -> bool: ...
-    @property
-    def observed(self) -> ObservedState | None: ...
-    @property
-    def plan(self) -> Plan | None: ...
-    @property
-    def read_only(self) -> bool: ...
 
 
 def status_line(cycle: FinishedCycle) -> str:

@@ -4,8 +4,8 @@
 ``action_started``, ``action_finished``) and the reconciler's ``CycleListener``
 (``cycle_finished``), and its ``proxmox_request`` / ``kubernetes_request`` match the clients'
 ``on_request`` hooks. Adapters may not import the runtime (import-linter), so the results it
-receives are described here by the few attributes it reads (``FinishedAction``,
-``FinishedCycle``); tests drive it through the real executor and reconciler.
+receives are described by the attributes listeners read (``adapters.results``); tests drive it
+through the real executor and reconciler.
 
 What each event does:
 - a cycle: ``reconcile_total{result}`` (the cycle's own success/error/requeue), duration, errors;
@@ -22,39 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from provisiond.adapters.gauges import blocked_guards, fleet_gauges
 from provisiond.adapters.health import Health
 from provisiond.adapters.metrics import Metrics
+from provisiond.adapters.results import FinishedAction, FinishedCycle
 from provisiond.core.actions import Action
 from provisiond.core.errors import SpecError
-from provisiond.core.observed import ObservedState
 from provisiond.core.plan import Plan
-
-
-class FinishedAction(Protocol):
-    @property
-    def action(self) -> Action: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def seconds(self) -> float: ...
-
-
-class FinishedCycle(Protocol):
-    @property
-    def seconds(self) -> float: ...
-    @property
-    def result(self) -> str: ...
-    @property
-    def converged(self) -> bool: ...
-    @property
-    def observed(self) -> ObservedState | None: ...
-    @property
-    def plan(self) -> Plan | None: ...
-    @property
-    def spec_error(self) -> SpecError | None: ...
 
 
 class Telemetry:

@@ -24,6 +24,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True, slots=True)
+class _Doubling:
+    """The n-th delay in a row (n >= 1): ``min(maximum, base * 2**(n-1))`` seconds."""
+
+    base: float
+    maximum: float
+
+    def delay(self, n: int) -> float:
+        return min(self.maximum, self.base * 2.0 ** (n - 1))
+
+
 @dataclass(slots=True)
 class _Entry:
     failures: int
@@ -35,15 +46,14 @@ class ObjectBackoff:
         self, *, clock: Callable[[], float], base: float = 5.0, maximum: float = 300.0
     ) -> None:
         self._clock = clock
-        self._base = base
-        self._maximum = maximum
+        self._delay = _Doubling(base, maximum)
         self._entries: dict[int, _Entry] = {}
 
     def failed(self, key: int) -> float:
         """Record a failure; returns the seconds the object now waits."""
         entry = self._entries.get(key)
         failures = entry.failures + 1 if entry else 1
-        delay = min(self._maximum, self._base * 2.0 ** (failures - 1))
+        delay = self._delay.delay(failures)
         self._entries[key] = _Entry(failures, self._clock() + delay)
         return delay
 
@@ -83,8 +93,7 @@ class RepeatLimiter:
         self, *, clock: Callable[[], float], base: float = 1.0, maximum: float = 900.0
     ) -> None:
         self._clock = clock
-        self._base = base
-        self._maximum = maximum
+        self._delay = _Doubling(base, maximum)
         self._entries: dict[str, _Ran] = {}
 
     def admit(self, key: str, action: object, state: object) -> Admission:
@@ -96,7 +105,7 @@ class RepeatLimiter:
         if not entry.judged:  # planned again on the very state it ran on: it had no effect
             entry.judged = True
             entry.repeats += 1
-            delay = min(self._maximum, self._base * 2.0 ** (entry.repeats - 1))
+            delay = self._delay.delay(entry.repeats)
             entry.until = self._clock() + delay
             return Admission(delay, no_effect=True, repeats=entry.repeats)
         return Admission(max(0.0, entry.until - self._clock()), repeats=entry.repeats)

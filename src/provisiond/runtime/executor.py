@@ -61,26 +61,8 @@ from typing import TypeVar, assert_never
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from provisiond.core.actions import (
-    Action,
-    Clone,
-    Configure,
-    Cordon,
-    Destroy,
-    Drain,
-    GpuMove,
-    GrowDisk,
-    HaRuleCreate,
-    HaRuleDelete,
-    HaRuleUpdate,
-    Label,
-    Migrate,
-    Reboot,
-    Shutdown,
-    Start,
-    TaintNode,
-    Uncordon,
-)
+from provisiond.core import actions as act
+from provisiond.core.actions import Action
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import (
     LockedError,
@@ -329,19 +311,19 @@ class Executor:
 
     async def _dispatch(self, action: Action, ctx: ActionContext) -> None:
         match action:
-            case Clone():
+            case act.Clone():
                 await self._cloner.clone(action, ctx)
-            case Configure():
+            case act.Configure():
                 await configure.configure(action, ctx)
-            case GrowDisk():
+            case act.GrowDisk():
                 await configure.grow(action, ctx)
-            case Start():
+            case act.Start():
                 await power.start(action.vmid, action.host, ctx)
-            case Shutdown():
+            case act.Shutdown():
                 await power.shutdown(action.vmid, action.host, action.force_stop, ctx)
-            case Reboot():
+            case act.Reboot():
                 await power.reboot(action, ctx)
-            case Migrate():
+            case act.Migrate():
                 await migrate.migrate(
                     action.vmid,
                     action.source,
@@ -350,25 +332,25 @@ class Executor:
                     local_disks=action.with_local_disks,
                     ctx=ctx,
                 )
-            case GpuMove():
+            case act.GpuMove():
                 await gpumove.gpu_move(action, ctx)
-            case Destroy():
+            case act.Destroy():
                 await destroy.destroy(action, ctx)
-            case Label():
+            case act.Label():
                 await kube.label(action, ctx)
-            case TaintNode():
+            case act.TaintNode():
                 await kube.taint(action, ctx)
-            case Cordon():
+            case act.Cordon():
                 await kube.cordon(action, ctx)
-            case Uncordon():
+            case act.Uncordon():
                 await kube.uncordon(action, ctx)
-            case Drain():
+            case act.Drain():
                 await drain.drain(action, ctx)
-            case HaRuleCreate():
+            case act.HaRuleCreate():
                 await harules.create(action, ctx)
-            case HaRuleUpdate():
+            case act.HaRuleUpdate():
                 await harules.update(action, ctx)
-            case HaRuleDelete():
+            case act.HaRuleDelete():
                 await harules.delete(action, ctx)
             case _:
                 assert_never(action)
@@ -448,8 +430,8 @@ def _identity(action: Action) -> dict[str, object]:
 
 def _keys(action: Action) -> list[str]:
     """The config keys an action writes (for the ``action_no_effect`` log)."""
-    if isinstance(action, Configure):
+    if isinstance(action, act.Configure):
         return sorted({*action.values, *action.delete})
-    if isinstance(action, GrowDisk):
+    if isinstance(action, act.GrowDisk):
         return [action.disk]
     return []

@@ -18,7 +18,9 @@ the fresh config that the disk exists and is still smaller than wanted.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from provisiond.core.actions import Configure, GrowDisk
 from provisiond.core.drift import config_drift
@@ -31,6 +33,8 @@ from provisiond.runtime.actions.context import (
     ReplanSignal,
     RequeueSignal,
 )
+
+T = TypeVar("T")
 
 
 async def _fresh(vmid: int, host: str, what: str, ctx: ActionContext) -> VMConfigRead:
@@ -53,6 +57,14 @@ async def _fresh(vmid: int, host: str, what: str, ctx: ActionContext) -> VMConfi
     return read
 
 
+async def _write(what: str, fn: Callable[[], Awaitable[T]], ctx: ActionContext) -> T:
+    """A write carrying the digest just read; a stale digest requeues the VM (never re-sent)."""
+    try:
+        return await ctx.call(what, fn)
+    except StaleDigestError as exc:
+        raise RequeueSignal(f"{what}: changed since read ({exc}); requeued") from exc
+
+
 def still_needed(a: Configure, read: VMConfigRead, ctx: ActionContext) -> Configure:
     """The part of ``a`` that the config just read still lacks (all of it without a spec)."""
     d = ctx.desired.get(a.vmid)
@@ -73,19 +85,17 @@ async def configure(a: Configure, ctx: ActionContext) -> None:
     todo = still_needed(a, read, ctx)
     if not todo.values and not todo.delete:
         raise AdoptedSignal(f"VM {a.vmid}: the config just read already has it")
-    try:
-        await ctx.call(
-            f"configure {a.vmid}",
-            lambda: ctx.writer.configure(
-                host=a.host,
-                vmid=a.vmid,
-                values=todo.values,
-                delete=todo.delete,
-                digest=read.digest,
-            ),
-        )
-    except StaleDigestError as exc:
-        raise RequeueSignal(f"configure {a.vmid}: changed since read ({exc}); requeued") from exc
+    await _write(
+        f"configure {a.vmid}",
+        lambda: ctx.writer.configure(
+            host=a.host,
+            vmid=a.vmid,
+            values=todo.values,
+            delete=todo.delete,
+            digest=read.digest,
+        ),
+        ctx,
+    )
 
 
 async def grow(a: GrowDisk, ctx: ActionContext) -> None:
@@ -95,17 +105,15 @@ async def grow(a: GrowDisk, ctx: ActionContext) -> None:
         raise PermanentError(f"resize {a.vmid}: disk {a.disk} does not exist")
     if disk.size_bytes >= a.size_bytes:
         raise AdoptedSignal(f"VM {a.vmid} {a.disk} is already {disk.size_bytes} bytes")
-    try:
-        ref = await ctx.call(
-            f"resize {a.vmid}",
-            lambda: ctx.writer.resize(
-                host=a.host,
-                vmid=a.vmid,
-                disk=a.disk,
-                size_bytes=a.size_bytes,
-                digest=read.digest,
-            ),
-        )
-    except StaleDigestError as exc:
-        raise RequeueSignal(f"resize {a.vmid}: changed since read ({exc}); requeued") from exc
+    ref = await _write(
+        f"resize {a.vmid}",
+        lambda: ctx.writer.resize(
+            host=a.host,
+            vmid=a.vmid,
+            disk=a.disk,
+            size_bytes=a.size_bytes,
+            digest=read.digest,
+        ),
+        ctx,
+    )
     await ctx.tasks.wait(ref, f"resize {a.vmid} {a.disk}")

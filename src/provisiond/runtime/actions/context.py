@@ -92,16 +92,7 @@ class ActionContext:
 
     def check_not_foreign(self, vm: ObservedVM, what: str) -> None:
         """Before configure, resize, start: not another fleet's, not paused, not locked."""
-        fleet = owner(vm)
-        expected = self.fleets.get(vm.vmid)
-        if fleet is not None and expected is not None and fleet != expected:
-            raise PermanentError(
-                f"refusing to {what} VM {vm.vmid}: owned by fleet {fleet}, not {expected}"
-            )
-        if paused(vm):
-            raise PermanentError(f"refusing to {what} VM {vm.vmid}: paused (tag pd-paused)")
-        if vm.lock is not None:
-            raise locked(vm.vmid, vm.lock)
+        self._check_free(vm, owner(vm), what)
 
     async def active_tasks(self) -> tuple[Task, ...]:
         return await self.call("active_tasks", self.reader.active_tasks)
@@ -115,8 +106,12 @@ class ActionContext:
             fleet = self.created.get(vm.vmid)
         if fleet is None:
             raise PermanentError(f"refusing to {what} VM {vm.vmid}: not owned by provisiond")
+        self._check_free(vm, fleet, what)
+
+    def _check_free(self, vm: ObservedVM, fleet: str | None, what: str) -> None:
+        """Owned by ``fleet``: not another fleet's than planned, not paused, not locked."""
         expected = self.fleets.get(vm.vmid)
-        if expected is not None and fleet != expected:
+        if fleet is not None and expected is not None and fleet != expected:
             raise PermanentError(
                 f"refusing to {what} VM {vm.vmid}: owned by fleet {fleet}, not {expected}"
             )

@@ -109,7 +109,8 @@ class KubeError(Exception):
         return out
 
 
-def _details(name: str, group: str, kind: str, **extra: object) -> Obj:
+def details(name: str, group: str, kind: str, **extra: object) -> Obj:
+    """A Status' ``details`` naming one object (``extra``: the non-empty ones, e.g. ``uid``)."""
     out: Obj = {"name": name}
     if group:
         out["group"] = group
@@ -123,32 +124,34 @@ def qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
+# reason -> (HTTP status, message; ``{object}`` stands for ``<resource> "<name>"``)
+_OBJECT_ERRORS = {
+    "NotFound": (404, "{object} not found"),
+    "AlreadyExists": (409, "{object} already exists"),
+    "Conflict": (
+        409,
+        "Operation cannot be fulfilled on {object}: the object has been modified; please apply "
+        "your changes to the latest version and try again",
+    ),
+}
+
+
+def _object_error(reason: str, resource: str, group: str, name: str) -> KubeError:
+    code, text = _OBJECT_ERRORS[reason]
+    what = f'{qualified(resource, group)} "{name}"'
+    return KubeError(code, reason, text.format(object=what), details(name, group, resource))
+
+
 def not_found(resource: str, group: str, name: str) -> KubeError:
-    return KubeError(
-        404,
-        "NotFound",
-        f'{qualified(resource, group)} "{name}" not found',
-        _details(name, group, resource),
-    )
+    return _object_error("NotFound", resource, group, name)
 
 
 def already_exists(resource: str, group: str, name: str) -> KubeError:
-    return KubeError(
-        409,
-        "AlreadyExists",
-        f'{qualified(resource, group)} "{name}" already exists',
-        _details(name, group, resource),
-    )
+    return _object_error("AlreadyExists", resource, group, name)
 
 
 def conflict(resource: str, group: str, name: str) -> KubeError:
-    return KubeError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": the object '
-        "has been modified; please apply your changes to the latest version and try again",
-        _details(name, group, resource),
-    )
+    return _object_error("Conflict", resource, group, name)
 
 
 def invalid_object(kind: str, group: str, name: str, errors: list[FieldError]) -> KubeError:
@@ -159,7 +162,7 @@ def invalid_object(kind: str, group: str, name: str, errors: list[FieldError]) -
         422,
         "Invalid",
         f'{qualified(kind, group)} "{name}" is invalid: {aggregate}',
-        _details(name, group, kind, causes=[e.cause() for e in errors]),
+        details(name, group, kind, causes=[e.cause() for e in errors]),
     )
 
 

@@ -23,35 +23,35 @@ _RENAMES = (
     ("deprecatedLastTimestamp", "lastTimestamp"),
     ("deprecatedCount", "count"),
 )
-_SHARED = ("metadata", "reportingInstance", "action", "reason", "type", "eventTime", "related")
+# spelled alike in both versions
+_SHARED = (
+    "metadata",
+    "reportingInstance",
+    "action",
+    "reason",
+    "type",
+    "eventTime",
+    "related",
+    "series",
+)
+
+
+def _shared(obj: Obj, api_version: str) -> Obj:
+    return {"kind": "Event", "apiVersion": api_version} | {k: obj[k] for k in _SHARED if k in obj}
 
 
 def to_core(obj: Obj) -> Obj:
     """An events.k8s.io/v1 Event in the stored core/v1 shape."""
-    out: Obj = {"kind": "Event", "apiVersion": "v1"}
-    for key in _SHARED:
-        if key in obj:
-            out[key] = obj[key]
-    for new, old in _RENAMES:
-        if new in obj:
-            out[old] = obj[new]
-    if "series" in obj:
-        out["series"] = obj["series"]
+    out = _shared(obj, "v1")
+    out.update({old: obj[new] for new, old in _RENAMES if new in obj})
     out.setdefault("involvedObject", {})
     return out
 
 
 def from_core(obj: Obj) -> Obj:
     """A stored core/v1 Event as events.k8s.io/v1 serves it."""
-    out: Obj = {"kind": "Event", "apiVersion": "events.k8s.io/v1"}
-    for key in _SHARED:
-        if key in obj:
-            out[key] = obj[key]
-    for new, old in _RENAMES:
-        if obj.get(old) not in (None, {}, ""):
-            out[new] = obj[old]
-    if "series" in obj:
-        out["series"] = obj["series"]
+    out = _shared(obj, "events.k8s.io/v1")
+    out.update({new: obj[old] for new, old in _RENAMES if obj.get(old) not in (None, {}, "")})
     out.setdefault("eventTime", None)
     return out
 

@@ -181,16 +181,12 @@ class Registry:
         if r is POD and self.delete_pod is not None:
             return self.view(r, self.delete_pod(stored, options))
         gone = self.store.delete(r.bucket, ns, name)
-        details: Obj = {"name": name}
-        if r.group:
-            details["group"] = r.group
-        details.update(kind=r.plural, uid=gone["metadata"]["uid"])
         return {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": details,
+            "details": e.details(name, r.group, r.plural, uid=gone["metadata"]["uid"]),
         }
 
 

@@ -2,10 +2,10 @@
 the CLI hold to reach it.
 
 It serves on its own thread and loop, or — linked to the Proxmox simulator — on that
-simulator's loop, so the link reads the Proxmox state without locks. TLS comes from the Proxmox
-simulator's throw-away CA (``provisiond.sim.pve.certs.generate``: a certificate for 127.0.0.1,
-::1 and localhost). Every handle method is safe from any thread but the loop's own: state
-access runs on the loop (``call``).
+simulator's loop, so the link reads the Proxmox state without locks. State directory, TLS (a
+throw-away CA, a certificate for 127.0.0.1, ::1 and localhost) and listening come from
+``sim.tls.TlsServer``, as for the Proxmox simulator. Every handle method is safe from any
+thread but the loop's own: state access runs on the loop (``call``).
 """
 
 from __future__ import annotations
@@ -15,21 +15,18 @@ import base64
 import contextlib
 import json
 import ssl
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
-
 from provisiond.sim.kube import nodes
 from provisiond.sim.kube.api import build_app
 from provisiond.sim.kube.cluster import KubeCluster, Options
-from provisiond.sim.kube.errors import Obj
+from provisiond.sim.kube.errors import Obj, expired
 from provisiond.sim.kube.faults import KubeFault
 from provisiond.sim.kube.resources import RESOURCES
-from provisiond.sim.pve import certs
+from provisiond.sim.tls import TlsServer
 
 if TYPE_CHECKING:
     from provisiond.sim.kube.link import Link
@@ -37,7 +34,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class KubeSim:
+class KubeSim(TlsServer):
     def __init__(
         self,
         options: Options | None = None,
@@ -46,27 +43,17 @@ class KubeSim:
         port: int = 0,
         state_dir: Path | None = None,
     ) -> None:
+        super().__init__(host=host, port=port, state_dir=state_dir, prefix="provisiond-kube-sim-")
         self.cluster = KubeCluster(options)
-        self.host = host
-        self.port = port
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if state_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="provisiond-kube-sim-")
-            state_dir = Path(self._tmp.name)
-        self.state_dir = state_dir
-        self.cert_files: certs.CertFiles | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._own_thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._stoppers: list[Callable[[], None]] = []  # run on the loop at stop (link tasks …)
         self.link: Link | None = None  # set by ``start_linked``
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> KubeSim:
         """Listen; on ``loop`` (already running in another thread) or on a new thread."""
-        self.cert_files = certs.generate(self.state_dir / "tls")
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert_files.cert, self.cert_files.key)
+        ctx = self._tls_context()
         if loop is None:
             loop = asyncio.new_event_loop()
             self._own_thread = threading.Thread(
@@ -78,25 +65,14 @@ class KubeSim:
         return self
 
     async def _serve(self, ctx: ssl.SSLContext) -> None:
-        address = f"{self.host}:{self.port}"
-        self._runner = web.AppRunner(build_app(self.cluster, address), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
-        await site.start()
-        if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])
+        await self._listen(build_app(self.cluster, f"{self.host}:{self.port}"), ctx)
 
     async def _shutdown(self) -> None:
         for stop in self._stoppers:
             stop()
         self.cluster.pods.cancel()
         self.cluster.store.end_watches()
-        for transport in list(self.cluster.transports):
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.abort()  # TLS close would wait for the peer's close_notify
-        await asyncio.sleep(0)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._close(self.cluster.transports)
 
     def stop(self) -> None:
         """Stop serving (before the Proxmox simulator, when linked to it)."""
@@ -110,9 +86,7 @@ class KubeSim:
             self.loop.close()
             self._own_thread = None
         self.loop = None
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                self._tmp.cleanup()
+        self._remove_state_dir()
 
     def on_stop(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop when the simulator stops (before it stops serving)."""
@@ -125,15 +99,6 @@ class KubeSim:
         self.stop()
 
     # -- connection ------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
-
-    @property
-    def ca_path(self) -> Path:
-        assert self.cert_files is not None, "start() first"
-        return self.cert_files.ca
-
     @property
     def token(self) -> str:
         return self.cluster.token
@@ -253,17 +218,8 @@ class KubeSim:
 
         def run(c: KubeCluster) -> int:
             upto = c.store.compact()
-            return c.store.end_watches(
-                {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "metadata": {},
-                    "status": "Failure",
-                    "message": f"too old resource version: {max(upto - 1, 0)} ({upto})",
-                    "reason": "Expired",
-                    "code": 410,
-                }
-            )
+            message = f"too old resource version: {max(upto - 1, 0)} ({upto})"
+            return c.store.end_watches(expired(message).status())
 
         return self.call(run)
 

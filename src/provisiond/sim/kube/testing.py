@@ -28,17 +28,18 @@ def api_client(sim: KubeSim) -> Any:
     """``kubernetes.client.ApiClient`` for ``sim`` (close it, or use it as a context manager)."""
     from kubernetes import client  # noqa: PLC0415 - only tests need the client library
 
-    config = client.Configuration(host=sim.url)
-    config.ssl_ca_cert = str(sim.ca_path)
-    config.api_key = {"authorization": sim.token}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(config)
+    return _connected(client, sim)
 
 
 def aio_api_client(sim: KubeSim) -> Any:
     """``kubernetes.aio.client.ApiClient`` for ``sim`` (``async with`` it)."""
     from kubernetes.aio import client  # noqa: PLC0415 - only tests need the client library
 
+    return _connected(client, sim)
+
+
+def _connected(client: Any, sim: KubeSim) -> Any:
+    """An ApiClient of ``client`` (either package's ``client`` module: the same API)."""
     config = client.Configuration(host=sim.url)
     config.ssl_ca_cert = str(sim.ca_path)
     config.api_key = {"authorization": sim.token}

@@ -43,6 +43,16 @@ EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOTAL_ANNOTATION_BYTES = 256 * 1024
 
 
+def _checked(value: str, max_bytes: int, fmt: str, message: str, part: str = "") -> list[str]:
+    """apimachinery's pair of checks on a name, a prefix or a value: its length, its form."""
+    problems = []
+    if len(value) > max_bytes:
+        problems.append(f"{part}must be no more than {max_bytes} bytes")
+    if not re.fullmatch(fmt, value):
+        problems.append(message)
+    return problems
+
+
 def label_key_problems(key: str) -> list[str]:
     """apimachinery ``IsQualifiedName``: the reasons ``key`` is not a valid label key."""
     parts = key.split("/")
@@ -54,29 +64,18 @@ def label_key_problems(key: str) -> list[str]:
         if not prefix:
             problems.append("prefix part must be non-empty")
         else:
-            if len(prefix) > 253:
-                problems.append("prefix part must be no more than 253 bytes")
-            if not re.fullmatch(DNS1123_FMT, prefix):
-                problems.append(PREFIX_MSG)
+            problems += _checked(prefix, 253, DNS1123_FMT, PREFIX_MSG, "prefix part ")
     else:
         return [KEY_MSG]
     if not name:
         problems.append("name part must be non-empty")
     else:
-        if len(name) > 63:
-            problems.append("name part must be no more than 63 bytes")
-        if not re.fullmatch(NAME_FMT, name):
-            problems.append(NAME_MSG)
+        problems += _checked(name, 63, NAME_FMT, NAME_MSG, "name part ")
     return problems
 
 
 def label_value_problems(value: str) -> list[str]:
-    problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 bytes")
-    if not re.fullmatch(VALUE_FMT, value):
-        problems.append(VALUE_MSG)
-    return problems
+    return _checked(value, 63, VALUE_FMT, VALUE_MSG)
 
 
 def labels(values: Any, field: str = "metadata.labels") -> list[FieldError]:

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-from provisiond.sim.pve.validation import split_propstring
+from provisiond.sim.pve.formats import split_propstring
 
 QEMU_VERSION = "9.2.0"
 NET_MODELS = frozenset(

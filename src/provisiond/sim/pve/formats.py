@@ -1,5 +1,6 @@
 """Format checks of the VM options and pool parameters beyond pve-common's basic ones
-(``validation.FORMATS`` holds both), and the key check of property-string options.
+(``validation.FORMATS`` holds both), the key check of property-string options, and the two
+parsers every part of the simulator shares: pve-common's ``split_list`` and property strings.
 
 Each check raises ``ValueError`` with the format's ``die`` text; ``validation`` prefixes it with
 ``invalid format - `` as pve-common does. Texts taken from pve-common / qemu-server:
@@ -11,6 +12,7 @@ contains illegal characters``. The CPU-set and property-string texts are approxi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from provisiond.sim.pve.params.vmoptions import PROPSTRING_KEYS
 
@@ -22,8 +24,28 @@ _STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
 _NUMBERED = re.compile(r"^([a-z]+)(\d+)$")
 
 
-def _split_list(value: str) -> list[str]:
+def split_list(value: str) -> list[str]:
+    """pve-common ``split_list``: items separated by ``,``, ``;``, or whitespace."""
     return [v for v in re.split(r"[,;\s]+", value) if v]
+
+
+def _propstring_parts(value: str) -> Iterator[tuple[str | None, str]]:
+    """A property string's parts in order: ``(key, value)``, or ``(None, part)`` for a bare
+    value (the format's default key, if it has one)."""
+    for part in value.split(","):
+        if part:
+            key, sep, val = part.partition("=")
+            yield (key, val) if sep else (None, part)
+
+
+def split_propstring(value: str, default_key: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, val in _propstring_parts(value):
+        name = default_key if key is None else key
+        if name is None:
+            raise ValueError(f"value without key, but schema does not define a default key: {val}")
+        out[name] = val
+    return out
 
 
 def startup_order(value: str) -> None:
@@ -36,7 +58,7 @@ def hotplug_features(value: str) -> None:
     """qemu-server ``parse_hotplug_features``: ``0``, ``1`` or a list of features."""
     if value in ("0", "1"):
         return
-    for feature in _split_list(value):
+    for feature in split_list(value):
         if feature not in _HOTPLUG:
             raise ValueError(f"invalid hotplug feature '{feature}'")
 
@@ -52,13 +74,13 @@ def poolid(value: str) -> None:
 
 
 def vmid_list(value: str) -> None:
-    for item in _split_list(value):
+    for item in split_list(value):
         if not re.match(r"^[1-9][0-9]{2,8}$", item):
             raise ValueError(f"value '{item}' does not look like a valid VM ID")
 
 
 def storage_id_list(value: str) -> None:
-    for item in _split_list(value):
+    for item in split_list(value):
         if not _STORAGE_ID.match(item):
             raise ValueError(f"storage ID '{item}' contains illegal characters")
 
@@ -74,17 +96,13 @@ def propstring_keys(name: str, value: str) -> str | None:
         return None
     default_key, keys = entry
     allowed = set(keys.split())
-    for part in value.split(","):
-        if not part:
-            continue
-        key, sep, _ = part.partition("=")
-        if not sep:
+    for key, part in _propstring_parts(value):
+        if key is None:
             if default_key is None:
                 return (
                     "invalid format - format error\nvalue without key, but schema does not "
                     f"define a default key: {part}\n"
                 )
-            continue
-        if key not in allowed:
+        elif key not in allowed:
             return f"invalid format - format error\n{key}: property is not defined in schema\n"
     return None

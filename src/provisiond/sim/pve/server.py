@@ -12,11 +12,9 @@ body), the endpoint's permission rule (``rules.RULES``; 403), verification again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
-import tempfile
 import threading
 import time
 import weakref
@@ -28,7 +26,6 @@ from typing import Literal
 from aiohttp import web
 
 from provisiond.core.topology import Topology
-from provisiond.sim.pve import certs
 from provisiond.sim.pve.access import AuthFailureError
 from provisiond.sim.pve.errors import PveError
 from provisiond.sim.pve.faults import FaultPlan, Injector, run_events
@@ -41,6 +38,7 @@ from provisiond.sim.pve.rules import ALL, RULES, Rule
 from provisiond.sim.pve.state import Cluster
 from provisiond.sim.pve.tasks import Hold
 from provisiond.sim.pve.validation import validate
+from provisiond.sim.tls import TlsServer
 
 log = logging.getLogger("provisiond.sim.pve")
 
@@ -215,7 +213,7 @@ def build_app(cluster: Cluster, seams: Seams) -> web.Application:
     return app
 
 
-class SimServer:
+class SimServer(TlsServer):
     """The simulator on its own thread and event loop.
 
     ``start()`` returns once the server listens; ``url``, ``ca_path`` and ``token`` then tell a
@@ -233,15 +231,9 @@ class SimServer:
         state_dir: Path | None = None,
         faults: FaultPlan | None = None,
     ) -> None:
+        super().__init__(host=host, port=port, state_dir=state_dir, prefix="provisiond-sim-")
         self.topology = topology
-        self.host = host
-        self.port = port
         self.time_scale = time_scale
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if state_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="provisiond-sim-")
-            state_dir = Path(self._tmp.name)
-        self.state_dir = state_dir
         self.seams = Seams(log_requests=log_requests)
         self.cluster = Cluster(topology, time_scale=time_scale)
         self.fault_plan = faults or FaultPlan()
@@ -254,19 +246,8 @@ class SimServer:
         self._ha_rounds: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self.cert_files: certs.CertFiles | None = None
-
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
-
-    @property
-    def ca_path(self) -> Path:
-        assert self.cert_files is not None, "start() first"
-        return self.cert_files.ca
 
     @property
     def token(self) -> str:
@@ -276,10 +257,9 @@ class SimServer:
         return f"{tokenid}={self.cluster.tokens[tokenid]}"
 
     def start(self) -> None:
-        self.cert_files = certs.generate(self.state_dir / "tls")
+        ctx = self._tls_context()
+        assert self.cert_files is not None
         self.cluster.ssl_fingerprint = self.cert_files.fingerprint
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert_files.cert, self.cert_files.key)
         self._thread = threading.Thread(target=self._run, args=(ctx,), name="pve-sim", daemon=True)
         self._thread.start()
         self._ready.wait(30)
@@ -299,12 +279,7 @@ class SimServer:
         self.loop.close()
 
     async def _serve(self, ctx: ssl.SSLContext) -> None:
-        self._runner = web.AppRunner(build_app(self.cluster, self.seams), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ctx)
-        await site.start()
-        if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])  # the port the OS chose
+        await self._listen(build_app(self.cluster, self.seams), ctx)
         if self.fault_plan.events:
             self._events = asyncio.get_running_loop().create_task(
                 run_events(self.cluster, self.seams.faults, self.fault_plan.events)
@@ -321,13 +296,7 @@ class SimServer:
             await asyncio.gather(self._events, return_exceptions=True)
         self.seams.faults.release_hangs()
         await self.cluster.tasks.cancel_all()
-        for transport in list(self.seams.transports):
-            # TLS close waits for the peer's close_notify; a stopping simulator does not
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.abort()
-        await asyncio.sleep(0)
-        if self._runner is not None:
-            await self._runner.cleanup()  # closes kept-alive client connections too
+        await self._close(self.seams.transports)
 
     def stop(self) -> None:
         if self._thread is None:
@@ -341,6 +310,4 @@ class SimServer:
         self._thread = None
         if self.seams.log_requests:
             log.info("%s", self.seams.requests.summary())
-        if self._tmp is not None:
-            with contextlib.suppress(OSError):
-                self._tmp.cleanup()
+        self._remove_state_dir()

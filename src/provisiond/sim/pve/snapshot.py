@@ -28,10 +28,11 @@ from ruamel.yaml import YAML
 
 from provisiond.core import topology as topo
 from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.formats import split_propstring
 from provisiond.sim.pve.handlers import Call, Listing
 from provisiond.sim.pve.routes import match
 from provisiond.sim.pve.state import DISK_RE, HOSTPCI_RE, NET_RE, Cluster, MiB, parse_disk_size
-from provisiond.sim.pve.validation import split_propstring, validate
+from provisiond.sim.pve.validation import validate
 
 if TYPE_CHECKING:
     from provisiond.sim.pve.server import SimServer

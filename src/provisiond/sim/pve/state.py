@@ -23,8 +23,9 @@ from typing import Literal
 from provisiond.core import topology as topo
 from provisiond.sim.pve.access import Access
 from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.formats import split_list, split_propstring
 from provisiond.sim.pve.tasks import Tasks
-from provisiond.sim.pve.validation import TAG_RE, split_list, split_propstring
+from provisiond.sim.pve.validation import TAG_RE
 
 Value = str | int
 MiB = 1 << 20

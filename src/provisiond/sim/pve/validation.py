@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from provisiond.sim.pve import formats
 from provisiond.sim.pve.errors import ParamError
+from provisiond.sim.pve.formats import split_list, split_propstring
 from provisiond.sim.pve.params.qemu import NUMBERED
 from provisiond.sim.pve.params.schema import Endpoint, P
 
@@ -40,27 +41,6 @@ HOSTPCI_KEYS = frozenset(
         "sub-device-id",
     }
 )
-
-
-def split_list(value: str) -> list[str]:
-    """pve-common ``split_list``: items separated by ``,``, ``;``, or whitespace."""
-    return [v for v in re.split(r"[,;\s]+", value) if v]
-
-
-def split_propstring(value: str, default_key: str | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in value.split(","):
-        if not part:
-            continue
-        key, sep, val = part.partition("=")
-        if not sep:
-            if default_key is None:
-                raise ValueError(
-                    f"value without key, but schema does not define a default key: {part}"
-                )
-            key, val = default_key, part
-        out[key] = val
-    return out
 
 
 def _check(regex: str, message: str) -> Callable[[str], None]:

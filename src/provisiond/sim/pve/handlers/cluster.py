@@ -8,6 +8,7 @@ import time
 
 from provisiond.sim.pve import load
 from provisiond.sim.pve.errors import ParamError, PveError
+from provisiond.sim.pve.formats import split_propstring
 from provisiond.sim.pve.handlers import Call, Listing
 from provisiond.sim.pve.state import (
     Cluster,
@@ -18,7 +19,6 @@ from provisiond.sim.pve.state import (
     volume_storage,
 )
 from provisiond.sim.pve.tasks import Task
-from provisiond.sim.pve.validation import split_propstring
 
 PVE_VERSION = {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"}
 UPID_RE = re.compile(

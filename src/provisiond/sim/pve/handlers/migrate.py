@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 
 from provisiond.sim.pve.errors import ParamError, PveError, TaskError
+from provisiond.sim.pve.formats import split_propstring
 from provisiond.sim.pve.handlers import Call, ha
 from provisiond.sim.pve.handlers.guards import check_lock
 from provisiond.sim.pve.state import HOSTPCI_RE, Cluster, GiB, VmState, parse_disk_size
 from provisiond.sim.pve.tasks import DURATIONS, Body, TaskContext
-from provisiond.sim.pve.validation import split_propstring
 
 MIGRATE_SECONDS_PER_GIB_DISK = 1.0  # local disks, ~1 GiB/s over a 10 GbE migration network
 MIGRATE_SECONDS_PER_GIB_MEMORY = 1.0  # guest memory of a live migration

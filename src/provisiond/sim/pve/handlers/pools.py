@@ -5,9 +5,9 @@ not simulated (a ``storage`` parameter is refused with a 501 that says so)."""
 from __future__ import annotations
 
 from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.formats import split_list
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.cluster import vm_resource
-from provisiond.sim.pve.validation import split_list
 
 
 def _pool(call: Call) -> str:

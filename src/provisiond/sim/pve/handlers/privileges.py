@@ -10,8 +10,8 @@ import re
 from typing import TYPE_CHECKING
 
 from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.formats import split_propstring
 from provisiond.sim.pve.state import DISK_RE, HOSTPCI_RE, NET_RE, Value
-from provisiond.sim.pve.validation import split_propstring
 
 if TYPE_CHECKING:
     from provisiond.sim.pve.handlers import Call

@@ -13,6 +13,7 @@ import uuid
 from provisiond.core.topology import StorageType
 from provisiond.sim.pve import devices, load, pending
 from provisiond.sim.pve.errors import ParamError, PveError
+from provisiond.sim.pve.formats import split_list, split_propstring
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
 from provisiond.sim.pve.handlers.power import start_vm
@@ -29,7 +30,6 @@ from provisiond.sim.pve.state import (
     normalise_tags,
 )
 from provisiond.sim.pve.tasks import DURATIONS, TaskContext
-from provisiond.sim.pve.validation import split_list, split_propstring
 
 # parameters of config writes that are not config keys
 CONTROL = frozenset(
@@ -40,52 +40,12 @@ CONTROL = frozenset(
 # -- list, status ----------------------------------------------------------------------------
 
 
-async def list_vms(call: Call) -> object:
-    cluster = call.cluster
-    node = cluster.node(str(call.params["node"]))
-    out = []
-    now = time.time()
-    for vm in sorted(cluster.vms.values(), key=lambda v: v.vmid):
-        if vm.node != node.name or not call.perms.has(f"/vms/{vm.vmid}", ["VM.Audit"]):
-            continue
-        item: dict[str, object] = {
-            "vmid": vm.vmid,
-            "name": vm.name,
-            "status": vm.status,
-            "cpus": vm.cpus(),
-            "maxmem": vm.memory_bytes(),
-            "maxdisk": vm.disk_bytes(),
-            "uptime": int(now - vm.started_at) if vm.running and vm.started_at else 0,
-            "cpu": load.vm_cpu(vm, now),
-            "mem": load.vm_mem(vm, now),
-            "disk": 0,
-            "netin": 0,
-            "netout": 0,
-            "diskread": 0,
-            "diskwrite": 0,
-        }
-        if vm.running:
-            item["pid"] = 10000 + vm.vmid
-        if call.flag("full"):
-            item["qmpstatus"] = "paused" if vm.paused else vm.status
-        if vm.is_template:
-            item["template"] = 1
-        if vm.lock is not None:
-            item["lock"] = vm.lock
-        if "tags" in vm.config:
-            item["tags"] = vm.config["tags"]
-        out.append(item)
-    return out
-
-
-async def status_current(call: Call) -> object:
-    vm = call.vm()
-    now = time.time()
+def _vm_stats(vm: VmState, now: float) -> dict[str, object]:
+    """What the VM list and ``status/current`` both report of a VM (PVE's ``vmstatus``)."""
     out: dict[str, object] = {
         "vmid": vm.vmid,
         "name": vm.name,
         "status": vm.status,
-        "qmpstatus": "paused" if vm.paused else vm.status,
         "cpus": vm.cpus(),
         "maxmem": vm.memory_bytes(),
         "maxdisk": vm.disk_bytes(),
@@ -97,20 +57,43 @@ async def status_current(call: Call) -> object:
         "netout": 0,
         "diskread": 0,
         "diskwrite": 0,
-        "ha": {"managed": 1 if vm.hastate else 0},
     }
     if vm.running:
         out["pid"] = 10000 + vm.vmid
-        out["running-machine"] = (
-            "pc-q35-9.2+pve1" if vm.config.get("machine") == "q35" else ("pc-i440fx-9.2+pve1")
-        )
-        out["running-qemu"] = "9.2.0"
+    if vm.is_template:
+        out["template"] = 1
     if vm.lock is not None:
         out["lock"] = vm.lock
     if "tags" in vm.config:
         out["tags"] = vm.config["tags"]
-    if vm.is_template:
-        out["template"] = 1
+    return out
+
+
+async def list_vms(call: Call) -> object:
+    cluster = call.cluster
+    node = cluster.node(str(call.params["node"]))
+    out = []
+    now = time.time()
+    for vm in sorted(cluster.vms.values(), key=lambda v: v.vmid):
+        if vm.node != node.name or not call.perms.has(f"/vms/{vm.vmid}", ["VM.Audit"]):
+            continue
+        item = _vm_stats(vm, now)
+        if call.flag("full"):
+            item["qmpstatus"] = "paused" if vm.paused else vm.status
+        out.append(item)
+    return out
+
+
+async def status_current(call: Call) -> object:
+    vm = call.vm()
+    out = _vm_stats(vm, time.time())
+    out["qmpstatus"] = "paused" if vm.paused else vm.status
+    out["ha"] = {"managed": 1 if vm.hastate else 0}
+    if vm.running:
+        out["running-machine"] = (
+            "pc-q35-9.2+pve1" if vm.config.get("machine") == "q35" else ("pc-i440fx-9.2+pve1")
+        )
+        out["running-qemu"] = "9.2.0"
     return out
 
 

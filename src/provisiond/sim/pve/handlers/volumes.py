@@ -8,6 +8,7 @@ import uuid
 
 from provisiond.core.topology import StorageType
 from provisiond.sim.pve.errors import PveError, TaskError
+from provisiond.sim.pve.formats import split_propstring
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock, task_lock
 from provisiond.sim.pve.handlers.privileges import check_hostpci_perm
@@ -23,7 +24,6 @@ from provisiond.sim.pve.state import (
     volume_storage,
 )
 from provisiond.sim.pve.tasks import CLONE_FULL_MAX, CLONE_SECONDS_PER_GIB, DURATIONS, TaskContext
-from provisiond.sim.pve.validation import split_propstring
 
 # -- clone -----------------------------------------------------------------------------------
 
