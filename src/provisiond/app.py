@@ -17,8 +17,10 @@ Leader election (``leader_election.*``, on when Kubernetes is configured; only f
 ``demo``, which run the manager): the elector (``runtime.leader``) runs beside them; the
 ``Fence`` it answers guards every mutating Proxmox request; the reconciler plans as a standby
 but executes only through ``may_act``; a new leader triggers a cycle at once; the transitions
-feed ``leader_election_master_status{name}``, MQTT's ``leadership_changed`` event and status
-``role``, and the MQTT ``reconcile`` command obeys only the leader. Without election, ``run``
+feed ``leader_election_master_status{name}``, MQTT's ``leadership_changed`` event, status
+``role`` and who owns ``P/status`` (each replica reports itself under ``P/instances/<identity>``;
+only the leader publishes events — docs/mqtt.md, Replicas), and the MQTT ``reconcile`` command
+obeys only the leader. Without election, ``run``
 holds ``InstanceLock`` in ``daemon.state_dir``: one daemon per machine.
 """
 

@@ -223,6 +223,8 @@ class ClusterStatus:
         async for message in client.messages:
             topic = message.topic.value
             payload = message.payload if isinstance(message.payload, bytes) else b""
+            if message.retain and topic in (status, detail):
+                continue  # from before our claim, which replaces it: only live ones matter
             if topic == status:
                 if payload != ONLINE and self.leading:
                     log.info(
