@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 from mosquitto_broker import USERS, Broker
 from mqtt_support import PREFIX, RecordingCommands, Watcher, running, settings, until, watching
 
@@ -257,3 +258,9 @@ def test_a_standby_reports_a_resolution_it_saw_after_becoming_leader() -> None:
     feed.leadership_changed(leader=True)
     feed.cycle_finished(CycleResult(2, 0.1, ("leader_acquired",), plan=Plan()))
     assert sink.kinds() == ["leadership_changed", "drift_resolved"]
+
+
+def test_an_identity_that_is_no_topic_level_is_refused(broker: Broker) -> None:
+    for bad in ("a/b", "a+", "#"):
+        with pytest.raises(ValueError, match="MQTT topic level"):
+            replica(broker, bad)

@@ -84,6 +84,8 @@ class MqttPublisher:
         the ``ClusterStatus``."""
         if settings.url is None:
             raise ValueError("mqtt.url is not set: MQTT is off")
+        if instance is not None and (not instance or any(c in instance for c in "/+#")):
+            raise ValueError(f"{instance!r} cannot be an MQTT topic level")
         self.settings = settings
         self.prefix = prefix.rstrip("/")
         self.instance = instance
