@@ -17,8 +17,10 @@ Leader election (``leader_election.*``, on when Kubernetes is configured; only f
 ``demo``, which run the manager): the elector (``runtime.leader``) runs beside them; the
 ``Fence`` it answers guards every mutating Proxmox request; the reconciler plans as a standby
 but executes only through ``may_act``; a new leader triggers a cycle at once; the transitions
-feed ``leader_election_master_status{name}``, MQTT's ``leadership_changed`` event and status
-``role``, and the MQTT ``reconcile`` command obeys only the leader. Without election, ``run``
+feed ``leader_election_master_status{name}``, MQTT's ``leadership_changed`` event, status
+``role`` and who owns ``P/status`` (each replica reports itself under ``P/instances/<identity>``;
+only the leader publishes events — docs/mqtt.md, Replicas), and the MQTT ``reconcile`` command
+obeys only the leader. Without election, ``run``
 holds ``InstanceLock`` in ``daemon.state_dir``: one daemon per machine.
 """
 
@@ -65,7 +67,7 @@ from provisiond.core.privileges import missing, needed
 from provisiond.logging import configure_logging
 from provisiond.runtime.executor import Executor, ExecutorConfig
 from provisiond.runtime.fence import Fence
-from provisiond.runtime.leader import ElectionConfig, LeaderElector
+from provisiond.runtime.leader import JITTER, ElectionConfig, LeaderElector
 from provisiond.runtime.listeners import Listeners
 from provisiond.runtime.manager import Manager, Runnable
 from provisiond.runtime.reconciler import CycleListener, Reconciler
@@ -296,8 +298,20 @@ class Daemon:
         self.close()
 
 
-def _publisher(settings: Settings, metrics: Metrics) -> MqttPublisher:
-    """The MQTT publisher; its connection state and dropped events feed the metrics."""
+def _publisher(settings: Settings, metrics: Metrics, election: Election | None) -> MqttPublisher:
+    """The MQTT publisher; its connection state and dropped events feed the metrics. With leader
+    election it reports the replica on ``P/instances/<identity>/…`` and owns ``P/status`` while
+    it leads (docs/mqtt.md): the handover waits for the standby's next retry, and a stop waits
+    for the elector's drain and release first."""
+    replica: dict[str, Any] = {}
+    if election is not None:
+        le = settings.leader_election
+        replica = {
+            "instance": election.elector.config.identity,
+            "may_claim": election.elector.may_act,
+            "handover_wait": JITTER * le.retry_period + 2.0,
+            "release_wait": le.release_timeout + 2 * le.retry_period + 2.0,
+        }
     try:
         return MqttPublisher(
             settings.mqtt,
@@ -305,6 +319,7 @@ def _publisher(settings: Settings, metrics: Metrics) -> MqttPublisher:
             secrets=settings.secret_values(),
             on_connected=metrics.set_mqtt_connected,
             on_drop=metrics.mqtt_event_dropped,
+            **replica,
         )
     except (OSError, ssl.SSLError) as exc:  # the CA, certificate or key file
         raise ConfigError(f"mqtt: cannot load the TLS files: {exc}") from None
@@ -346,11 +361,16 @@ def build_daemon(
         on_task=metrics.observe_proxmox_task,
         fence=fence,
     )
-    publisher = _publisher(settings, metrics) if services and settings.mqtt.enabled else None
-    feed = [EventFeed(publisher)] if publisher is not None else []
-    if publisher is not None and election is not None:
-        publisher.update_status(role="leader" if election.is_leader() else "standby")
-        election.elector.subscribe(_leadership_events(feed[0], leading=election.is_leader()))
+    mqtt = services and settings.mqtt.enabled
+    publisher = _publisher(settings, metrics, election) if mqtt else None
+    feed: list[EventFeed] = []
+    if publisher is not None and election is not None:  # replicas: only the leader's events
+        feed.append(
+            EventFeed(publisher, publishing=election.is_leader, identity=publisher.instance)
+        )
+        election.elector.subscribe(_leadership_events(publisher, feed[0], leading=False))
+    elif publisher is not None:
+        feed.append(EventFeed(publisher))
     listeners = Listeners(
         actions=[telemetry, *feed, *([action_listener] if action_listener else [])],
         cycles=[telemetry, *feed, *([cycle_listener] if cycle_listener else [])],
@@ -412,12 +432,16 @@ def build_daemon(
     )
 
 
-def _leadership_events(feed: EventFeed, *, leading: bool) -> Callable[[bool], None]:
-    """The elector's hook for MQTT: a ``leadership_changed`` event (and the status ``role``) on
-    each real change — the elector also reports "standby" when it starts, which is no change."""
+def _leadership_events(
+    publisher: MqttPublisher, feed: EventFeed, *, leading: bool
+) -> Callable[[bool], None]:
+    """The elector's hook for MQTT: the publisher's role (who owns ``P/status``), and a
+    ``leadership_changed`` event on each real change — the elector also reports "standby" when
+    it starts, which is no change."""
     last = [leading]
 
     def changed(leader: bool) -> None:
+        publisher.set_leader(leader)
         if leader != last[0]:
             last[0] = leader
             feed.leadership_changed(leader=leader)

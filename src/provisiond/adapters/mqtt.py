@@ -1,11 +1,20 @@
 """The MQTT publisher: retained status with a last will, an event stream, commands (DESIGN §9).
 
-A runnable (``run(stop)``, supervised by the manager). Topics under the prefix ``P``:
+A runnable (``run(stop)``, supervised by the manager). Topics under the prefix ``P``, for one
+daemon (no leader election — systemd mode):
 - ``P/status`` retained ``online`` after each connect; ``offline`` by the last will when the
   process dies, and published explicitly on a clean stop (a clean DISCONNECT sends no will);
 - ``P/status/detail`` retained JSON: version, role, paused, last reconcile, converged, counts;
 - ``P/events/<kind>`` one JSON event each (``mqtt_events.Event``) at the configured QoS (1);
 - ``P/cmd/reconcile|pause|resume`` in, ``P/cmd/result`` out (``mqtt_commands``).
+
+With leader election (``instance`` set: replicas), ``P/status`` must say whether an *acting
+leader* exists — a standby's will or clean stop must not mark the cluster offline, nor its
+detail overwrite the leader's. So this connection reports the replica itself on
+``P/instances/<identity>/status`` (its will) and ``…/status/detail``, and while it leads a second
+connection (``mqtt_cluster.ClusterStatus``, whose will is on ``P/status``) owns ``P/status`` and
+``P/status/detail``. Events and commands stay on this connection; command answers carry
+``instance``.
 
 Invariants:
 - ``publish_event`` and ``update_status`` never block and never raise: the reconciler never
@@ -18,6 +27,8 @@ Invariants:
   (``reconnect_initial`` doubling up to ``reconnect_max``), for ever, until stop;
 - a failure to connect is logged once per distinct cause (a wrong password is one clear line,
   not one per retry); ``connected`` (``on_connected``) tracks ``provisiond_mqtt_connected``;
+- with replicas, at stop this connection says goodbye only after the cluster connection has
+  handed ``P/status`` over (bounded), so the last ``leadership_changed`` event still goes out;
 - no secret in any message or log line: every payload is scrubbed of the configured secrets.
 """
 
@@ -35,6 +46,7 @@ import aiomqtt
 import structlog
 
 from provisiond import __version__
+from provisiond.adapters.mqtt_cluster import ClusterStatus
 from provisiond.adapters.mqtt_commands import COMMANDS, CommandHandler, Commands
 from provisiond.adapters.mqtt_events import Event
 from provisiond.adapters.mqtt_settings import MqttSettings
@@ -62,12 +74,22 @@ class MqttPublisher:
         on_connected: Callable[[bool], None] | None = None,
         on_drop: Callable[[int], None] | None = None,
         rng: random.Random | None = None,
+        instance: str | None = None,
+        may_claim: Callable[[], bool] = lambda: True,
+        handover_wait: float = 5.0,
+        release_wait: float = 20.0,
     ) -> None:
+        """``instance`` (the leader-election identity) turns on the replica topics; then
+        ``may_claim`` (the elector's ``may_act``), ``handover_wait`` and ``release_wait`` go to
+        the ``ClusterStatus``."""
         if settings.url is None:
             raise ValueError("mqtt.url is not set: MQTT is off")
+        if instance is not None and (not instance or any(c in instance for c in "/+#")):
+            raise ValueError(f"{instance!r} cannot be an MQTT topic level")
         self.settings = settings
         self.prefix = prefix.rstrip("/")
-        self.client_id = settings.identifier()
+        self.instance = instance
+        self.client_id = settings.identifier(instance)
         self.connected = False
         self.dropped = 0
         self.connects = 0  # successful connections so far
@@ -90,6 +112,22 @@ class MqttPublisher:
         }
         self._detail_dirty = True
         self._last_failure: str | None = None
+        self.cluster: ClusterStatus | None = None
+        self._presence = self.topic("status")  # this process's own status topic
+        if instance is not None:
+            self._presence = self.topic("instances", instance, "status")
+            self._detail.update(role="standby", identity=instance)
+            self.cluster = ClusterStatus(
+                settings,
+                prefix=self.prefix,
+                identity=instance,
+                client_id=f"{self.client_id[:57]}-leader",
+                detail=lambda: self._encode(self._detail),
+                may_claim=may_claim,
+                handover_wait=handover_wait,
+                release_wait=release_wait,
+                rng=self._rng,
+            )
         if commands is not None:
             self.set_commands(commands)
 
@@ -129,6 +167,16 @@ class MqttPublisher:
         self._detail.update(fields)
         self._detail_dirty = True
         self._wake.set()
+        if self.cluster is not None:
+            self.cluster.detail_changed()
+
+    def set_leader(self, leading: bool) -> None:
+        """Leader election's transitions (replicas only): the ``role`` in the detail, and the
+        cluster connection that owns ``P/status`` while leading."""
+        if self.cluster is None:
+            raise ValueError("set_leader needs the replica topics (instance)")
+        self.update_status(role="leader" if leading else "standby")
+        self.cluster.set_leader(leading)
 
     @property
     def buffered(self) -> int:
@@ -159,6 +207,23 @@ class MqttPublisher:
     # ---------------------------------------------------------------- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.cluster is None:
+            await self._run(stop)
+            return
+        cluster, handed_over = self.cluster, asyncio.Event()
+
+        async def hold() -> None:
+            try:
+                await cluster.run(stop)
+            except Exception:  # MQTT is optional: a bug here never stops the daemon
+                log.exception("mqtt_error")
+            finally:
+                handed_over.set()
+
+        # this connection stops once P/status is handed over: its events go out last
+        await asyncio.gather(hold(), self._run(handed_over))
+
+    async def _run(self, stop: asyncio.Event) -> None:
         s = self.settings
         delay = s.reconnect_initial
         while not stop.is_set():
@@ -218,7 +283,7 @@ class MqttPublisher:
             keepalive=s.keepalive,
             timeout=s.connect_timeout,
             tls_context=self._tls,
-            will=aiomqtt.Will(self.topic("status"), OFFLINE, qos=1, retain=True),
+            will=aiomqtt.Will(self._presence, OFFLINE, qos=1, retain=True),
             clean_session=True,
         )
 
@@ -226,7 +291,7 @@ class MqttPublisher:
         async with self._client() as client:
             self._last_failure = None
             self.connects += 1
-            await client.publish(self.topic("status"), ONLINE, qos=1, retain=True)
+            await client.publish(self._presence, ONLINE, qos=1, retain=True)
             if self._handler is not None:
                 await client.subscribe([(self.topic("cmd", c), 1) for c in COMMANDS])
             self._detail_dirty = True
@@ -270,7 +335,7 @@ class MqttPublisher:
                     self._detail["paused"] = self._commands.is_paused()
                 try:
                     await client.publish(
-                        self.topic("status", "detail"),
+                        f"{self._presence}/detail",
                         self._encode(self._detail),
                         qos=qos,
                         retain=True,
@@ -308,7 +373,10 @@ class MqttPublisher:
             )
             if answer.result == "ok":
                 self.update_status(paused=answer.paused)
-            await client.publish(self.topic("cmd", "result"), self._encode(answer.payload()), qos=1)
+            body = answer.payload()
+            if self.instance is not None:
+                body["instance"] = self.instance  # replicas answer each: which one this is
+            await client.publish(self.topic("cmd", "result"), self._encode(body), qos=1)
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """Clean stop: flush what is buffered (bounded), then ``offline`` (retained)."""
@@ -316,8 +384,8 @@ class MqttPublisher:
             await asyncio.wait_for(self._flush(client), _STOP_FLUSH_SECONDS)
         except (TimeoutError, aiomqtt.MqttError) as exc:
             log.warning("mqtt_flush_incomplete", buffered=len(self._buffer), error=str(exc))
-        await client.publish(self.topic("status"), OFFLINE, qos=1, retain=True)
-        log.info("mqtt_offline_published")
+        await client.publish(self._presence, OFFLINE, qos=1, retain=True)
+        log.info("mqtt_offline_published", topic=self._presence)
 
     async def _flush(self, client: aiomqtt.Client) -> None:
         qos = self.settings.qos

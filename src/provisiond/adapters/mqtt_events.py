@@ -13,7 +13,15 @@ Invariants:
 - level-based reporting: ``drift_found``/``blocked``/``spec_invalid`` are sent when something
   *appears* (compared with the previous cycle), ``drift_resolved``/``unblocked``/``spec_valid``
   when it goes away — not once per cycle while it lasts;
-- no Proxmox config values travel (a ``configure`` can carry cloud-init secrets): only keys.
+- no Proxmox config values travel (a ``configure`` can carry cloud-init secrets): only keys;
+- with replicas (``publishing``: the elector's leadership) only the leader publishes events —
+  a standby acts on nothing, and its drift/blocked/spec events would repeat the leader's under
+  other ids, which consumers cannot de-duplicate. The one exception is ``leadership_changed``,
+  which each replica says about itself (``details.identity``). A standby keeps the level state
+  warm (so a drift that resolves right after a failover is reported resolved), and on becoming
+  leader it announces once, at its next cycle, everything that is drifted, blocked, invalid or
+  failing — the previous leader may have died before reporting it, and a repeat ``found`` is
+  harmless to a level-based consumer while a missing one is not.
 """
 
 from __future__ import annotations
@@ -200,16 +208,32 @@ class _Seen:
     error: str | None = None
 
 
-class EventFeed:
-    """Turns runtime callbacks into events for ``sink``, and keeps the status detail current."""
+def _always() -> bool:
+    return True
 
-    def __init__(self, sink: EventSink, *, clock: Callable[[], float] = time.time) -> None:
+
+class EventFeed:
+    """Turns runtime callbacks into events for ``sink``, and keeps the status detail current.
+    ``publishing`` says whether this instance publishes events (replicas: while it leads)."""
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        clock: Callable[[], float] = time.time,
+        publishing: Callable[[], bool] = _always,
+        identity: str | None = None,
+    ) -> None:
         self._sink = sink
         self._clock = clock
+        self._publishing = publishing
+        self._identity = identity
         self._seen = _Seen()
+        self._announce = False  # a new leader re-announces what it sees, once
 
     def _emit(self, kind: EventKind, reason: str, **kw: Any) -> None:
-        self._sink.publish_event(Event(kind=kind, time=self._clock(), reason=reason, **kw))
+        if self._publishing():
+            self._sink.publish_event(Event(kind=kind, time=self._clock(), reason=reason, **kw))
 
     # -- ActionListener ------------------------------------------------------------------------
     def plan_started(self, plan: Plan) -> None:
@@ -245,11 +269,15 @@ class EventFeed:
 
     # -- CycleListener -------------------------------------------------------------------------
     def cycle_finished(self, result: CycleResultView) -> None:
-        self._spec(result.spec_error)
-        self._error(result)
+        # a new leader's first cycle: what was seen as standby is new to the event stream
+        announce = self._announce and self._publishing()
+        if announce:
+            self._announce = False
+        self._spec(result.spec_error, announce=announce)
+        self._error(result, announce=announce)
         if result.plan is not None:
-            self._drift(result.plan, complete=not result.incomplete)
-            self._blocked(result.plan)
+            self._drift(result.plan, complete=not result.incomplete, announce=announce)
+            self._blocked(result.plan, announce=announce)
         counts: dict[str, Any] = {}
         if result.plan is not None:
             counts["plan"] = result.plan.summary()
@@ -266,11 +294,11 @@ class EventFeed:
             counts=counts,
         )
 
-    def _spec(self, error: SpecError | None) -> None:
+    def _spec(self, error: SpecError | None, *, announce: bool) -> None:
         issues = tuple(str(i) for i in error.issues) if error is not None else None
         before = self._seen.spec_issues
         self._seen.spec_issues = issues
-        if issues is not None and issues != before:
+        if issues is not None and (issues != before or announce):
             self._emit(
                 EventKind.SPEC_INVALID,
                 issues[0] if issues else "invalid spec",
@@ -286,9 +314,9 @@ class EventFeed:
                 result="valid",
             )
 
-    def _error(self, result: CycleResultView) -> None:
+    def _error(self, result: CycleResultView, *, announce: bool) -> None:
         before, self._seen.error = self._seen.error, result.error
-        if result.error is not None and result.error != before:
+        if result.error is not None and (result.error != before or announce):
             self._emit(
                 EventKind.RECONCILE_FAILED,
                 result.error,
@@ -296,13 +324,13 @@ class EventFeed:
                 details={"cycle": result.id},
             )
 
-    def _drift(self, plan: Plan, *, complete: bool) -> None:
+    def _drift(self, plan: Plan, *, complete: bool, announce: bool) -> None:
         now: dict[int, list[Action]] = {}
         for action in plan.actions:
             now.setdefault(action.vmid, []).append(action)
         seen = self._seen.drift
         for vmid, actions in now.items():
-            if vmid in seen:
+            if vmid in seen and not announce:
                 continue
             obj, host = action_object(actions[0])
             seen[vmid] = obj
@@ -320,11 +348,11 @@ class EventFeed:
             obj = seen.pop(vmid)
             self._emit(EventKind.DRIFT_RESOLVED, "matches the spec", object=obj, result="resolved")
 
-    def _blocked(self, plan: Plan) -> None:
+    def _blocked(self, plan: Plan, *, announce: bool) -> None:
         now = {(b.code, b.vmid, b.name): b for b in plan.blocked}
         seen = self._seen.blocked
         for key, b in now.items():
-            if key in seen:
+            if key in seen and not announce:
                 continue
             seen[key] = b.reason
             obj = {"type": "vm", "name": b.name, "vmid": b.vmid} if b.vmid or b.name else None
@@ -349,10 +377,16 @@ class EventFeed:
 
     # -- leadership (leader election calls this) ----------------------------------------------
     def leadership_changed(self, *, leader: bool, reason: str = "") -> None:
+        """Published by every replica about itself, leader or not."""
         role = "leader" if leader else "standby"
+        self._announce = leader
         self._sink.update_status(role=role)
-        self._emit(
-            EventKind.LEADERSHIP_CHANGED,
-            reason or f"this instance is now {role}",
+        details = {"identity": self._identity} if self._identity is not None else {}
+        event = Event(
+            kind=EventKind.LEADERSHIP_CHANGED,
+            time=self._clock(),
+            reason=reason or f"this instance is now {role}",
             result=role,
+            details=details,
         )
+        self._sink.publish_event(event)

@@ -152,8 +152,10 @@ class MqttSettings(BaseModel):
         """The topic prefix: ``topic_prefix`` or ``provisiond/<cluster>``."""
         return self.topic_prefix or f"provisiond/{cluster}"
 
-    def identifier(self) -> str:
-        return self.client_id or f"provisiond-{socket.gethostname()}"[:64]
+    def identifier(self, instance: str | None = None) -> str:
+        """``client_id``, else ``provisiond-<instance>`` (replicas: the leader-election
+        identity, unique per replica even on one host), else ``provisiond-<hostname>``."""
+        return self.client_id or f"provisiond-{instance or socket.gethostname()}"[:64]
 
     def tls_context(self) -> ssl.SSLContext | None:
         """A verifying client context (hostname checked) for mqtts, ``None`` for mqtt."""
