@@ -17,9 +17,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from mosquitto_broker import USERS, Broker
 from mqtt_support import PREFIX, RecordingCommands, Watcher, running, settings, until, watching
-
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_events import Event, EventFeed
 from provisiond.core.actions import Configure
