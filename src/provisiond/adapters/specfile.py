@@ -12,11 +12,9 @@ the field path. Nothing stops at the first problem: YAML syntax errors, schema e
 document and the cross-document checks of ``core.validation`` are all reported together.
 
 Loading is bounded (``core.limits.SpecLimits``, docs/fleet-spec.md "Limits"): a file over the
-size limit is refused before it is read, nesting deeper than the depth limit stops the composer
-(ruamel's ``max_depth``) before Python's stack is at risk, and aliases may repeat only a budget of
-values per document — counted while composing, so a YAML "billion laughs" is refused at the
-alias that crosses the budget, long before anything expands it. Too many VMs are refused by
-``core.validation`` before any pool is expanded.
+size limit is refused before it is read; nesting depth and alias repetition are bounded while
+parsing (``adapters.boundedyaml``). Too many VMs are refused by ``core.validation`` before any
+pool is expanded. Pydantic's errors are worded in ``adapters.specmessages``.
 
 When ``kind: Topology`` documents sit in the same directory as a fleet, ``load_documents``
 also checks the fleet's values against what that cluster could ever hold
@@ -31,30 +29,25 @@ also checks the fleet's values against what that cluster could ever hold
 
 from __future__ import annotations
 
-import difflib
 import os
-import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
-from ruamel.yaml.nodes import CollectionNode
-from ruamel.yaml.scanner import RoundTripScanner
 
+from provisiond.adapters.boundedyaml import bounded_yaml, yaml_issue
+from provisiond.adapters.specmessages import validation_issues
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import SpecError, SpecIssue
 from provisiond.core.hostbounds import ClusterBounds, cluster_bounds
 from provisiond.core.limits import DEFAULT_LIMITS, SpecLimits
 from provisiond.core.resolve import desired_state
-from provisiond.core.spec import API_VERSION, Fleet, SourcedFleet, format_path
+from provisiond.core.spec import API_VERSION, Fleet, SourcedFleet
 from provisiond.core.spec import Path as FieldPath
 from provisiond.core.topology import Topology
 from provisiond.core.validation import check
@@ -62,17 +55,6 @@ from provisiond.core.validation import check
 SUFFIXES = (".yaml", ".yml")
 KINDS = ("Fleet", "Topology")
 PathLike = str | os.PathLike[str]
-_SYNONYMS = {  # what people write for a field, from other tools' vocabularies
-    "cpus": "cores",
-    "cpu": "cores",
-    "vcpus": "cores",
-    "ram": "memory",
-    "mem": "memory",
-    "id": "vmid",
-    "node": "host",
-    "gpu": "gpus",
-    "nets": "nics",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +195,9 @@ def _load_file(path: Path, r: _Reading) -> None:
         issues.append(SpecIssue(file, None, "", f"cannot read: {exc}"))
         return
     try:
-        docs = [d for d in _yaml(limits).load_all(text) if d is not None]
+        docs = [d for d in bounded_yaml(limits).load_all(text) if d is not None]
     except MarkedYAMLError as exc:
-        issues.append(_yaml_issue(file, exc, limits))
+        issues.append(yaml_issue(file, exc, limits))
         return
     except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors for bad input
         issues.append(SpecIssue(file, None, "", f"invalid YAML: {exc}"))
@@ -238,100 +220,6 @@ def _too_large(size: int, limit: int) -> str:
         f"the file is {_mib(size)}, more than the {_mib(limit)} a spec file may hold; "
         "split the fleet into several files"
     )
-
-
-def _yaml(limits: SpecLimits) -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.max_depth = limits.max_depth + 1  # ruamel counts the scalar at the bottom as a level
-    yaml.Scanner = _flow_depth_scanner(limits.max_depth)
-    yaml.Composer = _alias_budget_composer(limits.max_alias_nodes)
-    return yaml
-
-
-def _flow_depth_scanner(max_depth: int) -> type[RoundTripScanner]:
-    """A scanner that stops at flow nesting (``[[[...``) beyond ``max_depth``.
-
-    The composer's ``max_depth`` alone comes too late for flow style: the scanner looks ahead
-    through every ``[`` that may start a simple key, and its bookkeeping is quadratic in the
-    flow depth (a second for a thousand levels) before the composer sees the first node.
-    """
-
-    class FlowDepthScanner(RoundTripScanner):
-        def fetch_flow_collection_start(self, TokenClass: Any, to_push: Any) -> None:  # noqa: N803 - ruamel's parameter name
-            if self.flow_level >= max_depth:
-                raise MaxDepthExceededError(
-                    None, None, "flow nesting too deep", self.reader.get_mark()
-                )
-            super().fetch_flow_collection_start(TokenClass, to_push)
-
-    return FlowDepthScanner
-
-
-class _AliasBudgetError(ComposerError):
-    """Aliases repeat more values than the budget allows (a YAML "billion laughs")."""
-
-
-def _alias_budget_composer(budget: int) -> type[Composer]:
-    """A composer that counts the values aliases repeat, and stops once a document exceeds
-    ``budget``. Composing shares an anchored node instead of copying it, so a bomb is cheap
-    to compose; what explodes is everything that walks the tree afterwards."""
-
-    class AliasBudgetComposer(Composer):
-        repeated = 0
-
-        def compose_document(self) -> Any:
-            self.repeated = 0
-            return super().compose_document()
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.parser.check_event(AliasEvent):
-                event = self.parser.peek_event()
-                node = self.anchors.get(event.anchor)
-                if node is not None:
-                    if isinstance(node, CollectionNode) and node.end_mark is None:
-                        raise _AliasBudgetError(
-                            None,
-                            None,
-                            f"alias *{event.anchor} is inside its own anchor: a value cannot "
-                            "contain itself",
-                            event.start_mark,
-                        )
-                    self._repeat(node, event.start_mark)
-            return super().compose_node(parent, index)
-
-        def _repeat(self, node: Any, mark: Any) -> None:
-            # Walks the repeated node iteratively, and only until the budget is spent: the work
-            # per document is bounded by the budget, also for an alias inside its own anchor.
-            stack = [node]
-            while stack:
-                current = stack.pop()
-                self.repeated += 1
-                if self.repeated > budget:
-                    raise _AliasBudgetError(
-                        None,
-                        None,
-                        f"aliases repeat more than {budget} values in this document (a YAML alias "
-                        "bomb?); write the values out or use fewer aliases",
-                        mark,
-                    )
-                if isinstance(current.value, list):
-                    for item in current.value:
-                        stack.extend(item if isinstance(item, tuple) else (item,))
-
-    return AliasBudgetComposer
-
-
-def _yaml_issue(file: str, exc: MarkedYAMLError, limits: SpecLimits) -> SpecIssue:
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark is not None else None
-    if isinstance(exc, MaxDepthExceededError):
-        return SpecIssue(
-            file, line, "", f"nesting deeper than {limits.max_depth} levels (the limit)"
-        )
-    if isinstance(exc, _AliasBudgetError):
-        return SpecIssue(file, line, "", str(exc.problem))
-    parts = [p for p in (exc.context, exc.problem) if p]
-    return SpecIssue(file, line, "", "invalid YAML: " + ", ".join(parts))
 
 
 def _load_document(
@@ -364,7 +252,7 @@ def _load_document(
     try:
         value = model.model_validate(_plain(doc))
     except ValidationError as exc:
-        issues.extend(sorted(_validation_issues(file, locate, model, exc), key=_by_line))
+        issues.extend(sorted(validation_issues(file, locate, model, exc), key=_by_line))
         return
     if isinstance(value, Fleet):
         fleets.append(SourcedFleet(value, file, locate))
@@ -426,86 +314,3 @@ def _line_of(root: CommentedMap, path: Iterable[object]) -> int:
         else:
             break
     return line + 1
-
-
-# --- pydantic errors → issues -------------------------------------------------------------------
-
-
-def _validation_issues(
-    file: str,
-    locate: typing.Callable[[FieldPath], int | None],
-    model: type[BaseModel],
-    exc: ValidationError,
-) -> Iterator[SpecIssue]:
-    for err in exc.errors(include_url=False):
-        loc: FieldPath = tuple(p for p in err["loc"] if p != "[key]")
-        yield SpecIssue(file, locate(loc), format_path(loc), _message(model, err, loc))
-
-
-def _message(model: type[BaseModel], err: Any, loc: FieldPath) -> str:
-    kind: str = err["type"]
-    msg: str = err["msg"]
-    value = err.get("input")
-    last = loc[-1] if loc else ""
-    if kind == "extra_forbidden":
-        allowed = _fields_at(model, loc[:-1])
-        synonym = _SYNONYMS.get(str(last).lower())
-        close = (
-            [synonym] if synonym in allowed else difflib.get_close_matches(str(last), allowed, n=1)
-        )
-        hint = f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(allowed)}"
-        return f"unknown field {last!r}; {hint}"
-    if kind == "missing":
-        return f"{last!r} is required"
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    if kind == "string_type" and isinstance(value, int | float):
-        return f"expected a string, got {value!r}: put it in quotes ('{_yaml_scalar(value)}')"
-    if kind == "greater_than_equal" and last in ("vmid", "start", "end", "templateVmid"):
-        return f"VMID {value} is below 100, the lowest VMID Proxmox accepts"
-    if kind == "model_type":
-        return f"expected a mapping, got {_shown(value)}"
-    if isinstance(value, dict | list):
-        return msg
-    return f"{msg}, got {_shown(value)}"
-
-
-def _yaml_scalar(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _shown(value: object) -> str:
-    """A value as the user wrote it: strings quoted, numbers and booleans as YAML has them."""
-    return repr(value) if isinstance(value, str) else _yaml_scalar(value)
-
-
-def _fields_at(model: type[BaseModel], loc: FieldPath) -> list[str]:
-    """The camelCase field names of the model found by following ``loc`` from ``model``."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if current is None:
-            break
-        if isinstance(part, int):
-            continue
-        by_alias = {f.alias or n: f for n, f in current.model_fields.items()}
-        info = by_alias.get(part)
-        current = _model_in(info.annotation) if info is not None else None
-    if current is None:
-        return []
-    return sorted(f.alias or n for n, f in current.model_fields.items())
-
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin is dict:
-        return None
-    if origin is not None or isinstance(annotation, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
