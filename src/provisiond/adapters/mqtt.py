@@ -46,6 +46,7 @@ import aiomqtt
 import structlog
 
 from provisiond import __version__
+from provisiond.adapters.mqtt_broker import OFFLINE, ONLINE, broker_client
 from provisiond.adapters.mqtt_cluster import ClusterStatus
 from provisiond.adapters.mqtt_commands import COMMANDS, CommandHandler, Commands
 from provisiond.adapters.mqtt_events import Event
@@ -54,8 +55,6 @@ from provisiond.core.redaction import Redactor
 
 log = structlog.get_logger("provisiond.mqtt")
 
-ONLINE = b"online"
-OFFLINE = b"offline"
 _STOP_FLUSH_SECONDS = 5.0  # at a clean stop, how long buffered events may take to go out
 
 
@@ -272,19 +271,8 @@ class MqttPublisher:
         self._last_failure = cause
 
     def _client(self) -> aiomqtt.Client:
-        s = self.settings
-        password = s.password.get_secret_value() if s.password is not None else None
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=password,
-            identifier=self.client_id,
-            keepalive=s.keepalive,
-            timeout=s.connect_timeout,
-            tls_context=self._tls,
-            will=aiomqtt.Will(self._presence, OFFLINE, qos=1, retain=True),
-            clean_session=True,
+        return broker_client(
+            self.settings, identifier=self.client_id, tls=self._tls, presence=self._presence
         )
 
     async def _connection(self, stop: asyncio.Event) -> None:
@@ -344,15 +332,19 @@ class MqttPublisher:
                     self._detail_dirty = True
                     raise
             elif self._buffer:
-                topic, body = self._buffer.popleft()
-                try:
-                    await client.publish(topic, body, qos=qos)
-                except BaseException:
-                    self._requeue(topic, body)
-                    raise
+                await self._publish_oldest(client, qos)
             else:
                 self._wake.clear()
                 await self._wake.wait()
+
+    async def _publish_oldest(self, client: aiomqtt.Client, qos: int) -> None:
+        """The oldest buffered event; back to the head when the publish fails (or is cancelled)."""
+        topic, body = self._buffer.popleft()
+        try:
+            await client.publish(topic, body, qos=qos)
+        except BaseException:
+            self._requeue(topic, body)
+            raise
 
     def _requeue(self, topic: str, body: bytes) -> None:
         """An unsent event goes back to the head, unless newer ones filled the buffer."""
@@ -390,9 +382,4 @@ class MqttPublisher:
     async def _flush(self, client: aiomqtt.Client) -> None:
         qos = self.settings.qos
         while self._buffer:
-            topic, body = self._buffer.popleft()
-            try:
-                await client.publish(topic, body, qos=qos)
-            except BaseException:
-                self._requeue(topic, body)
-                raise
+            await self._publish_oldest(client, qos)

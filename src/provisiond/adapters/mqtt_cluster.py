@@ -39,12 +39,10 @@ from collections.abc import Callable
 import aiomqtt
 import structlog
 
+from provisiond.adapters.mqtt_broker import OFFLINE, ONLINE, broker_client
 from provisiond.adapters.mqtt_settings import MqttSettings
 
 log = structlog.get_logger("provisiond.mqtt")
-
-ONLINE = b"online"
-OFFLINE = b"offline"
 
 
 class ClusterStatus:
@@ -150,19 +148,8 @@ class ClusterStatus:
             delay = min(delay * 2, s.reconnect_max)
 
     def _client(self) -> aiomqtt.Client:
-        s = self.settings
-        password = s.password.get_secret_value() if s.password is not None else None
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=password,
-            identifier=self.client_id,
-            keepalive=s.keepalive,
-            timeout=s.connect_timeout,
-            tls_context=self._tls,
-            will=aiomqtt.Will(self._topic("status"), OFFLINE, qos=1, retain=True),
-            clean_session=True,
+        return broker_client(
+            self.settings, identifier=self.client_id, tls=self._tls, presence=self._topic("status")
         )
 
     def _topic(self, *parts: str) -> str:
