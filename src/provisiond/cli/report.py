@@ -74,23 +74,12 @@ def action_target(action: act.Action) -> tuple[str | None, int | None, str | Non
     """(vm or node name, vmid, host) an action is about; an HA rule action: (rule id, None,
     None)."""
     match action:
-        case act.Clone():
-            return action.name, action.vmid, action.target or action.template_host
-        case act.Migrate() | act.GpuMove():
-            return action.name, action.vmid, action.target
-        case (
-            act.Configure()
-            | act.GrowDisk()
-            | act.Shutdown()
-            | act.Reboot()
-            | act.Start()
-            | act.Destroy()
-        ):
-            return action.name, action.vmid, action.host
-        case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
-            return action.node, action.vmid, None
         case act.HaRuleCreate() | act.HaRuleUpdate() | act.HaRuleDelete():
             return action.name, None, None  # the rule id
+        case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
+            return action.node, action.vmid, None
+        case _:
+            return action.name, action.vmid, act.hosts_of(action)[-1]  # a migration's target
 
 
 def _details(action: act.Action) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, assert_never
 
 from provisiond.core.desired import Taint
 from provisiond.core.hacluster import HaRule
@@ -294,3 +294,22 @@ Action = (
     | HaRuleDelete
 )
 HaRuleAction = HaRuleCreate | HaRuleUpdate | HaRuleDelete
+
+
+def hosts_of(action: Action) -> tuple[str, ...]:
+    """The Proxmox hosts an action acts on: a migration's source, then its target; none for a
+    Kubernetes node action or an HA rule (a cluster-wide config file, no host's load). The
+    executor's per-host limit counts these; the plan report shows the last (where the VM ends)."""
+    match action:
+        case Clone():
+            return (action.target or action.template_host,)
+        case Migrate() | GpuMove():
+            return (action.source, action.target)
+        case Configure() | GrowDisk() | Shutdown() | Reboot() | Start() | Destroy():
+            return (action.host,)
+        case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
+            return ()
+        case HaRuleCreate() | HaRuleUpdate() | HaRuleDelete():
+            return ()
+        case _:
+            assert_never(action)

@@ -62,7 +62,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from provisiond.core import actions as act
-from provisiond.core.actions import Action
+from provisiond.core.actions import Action, hosts_of
 from provisiond.core.desired import DesiredState
 from provisiond.core.errors import (
     LockedError,
@@ -101,7 +101,7 @@ from provisiond.runtime.actions.context import (
 )
 from provisiond.runtime.actions.tasks import Sleep, TaskWaiter, WaitInterruptedError
 from provisiond.runtime.backoff import ObjectBackoff, RepeatLimiter
-from provisiond.runtime.limits import Limits, Slots, hosts_of
+from provisiond.runtime.limits import Limits, Slots
 from provisiond.runtime.results import ActionListener, ActionResult, ExecutionReport, Outcome
 
 __all__ = ["Executor", "ExecutorConfig"]  # ExecutorConfig lives in actions.config

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import assert_never
 
 # Qualified (``act.Clone``): the executor's dispatch is the one place in runtime that names
 # every action class; this module only sorts them by the hosts they load.
 from provisiond.core import actions as act
-from provisiond.core.actions import Action
+from provisiond.core.actions import Action, hosts_of
 from provisiond.core.desired import DesiredState, Policy
 
 Group = tuple[str, str]  # (fleet, pool)
@@ -53,29 +52,6 @@ class Limits:
         if group is None:
             return self.disruptions_per_pool
         return self.pool_overrides.get(group[0], self.disruptions_per_pool)
-
-
-def hosts_of(action: Action) -> tuple[str, ...]:
-    match action:
-        case act.Clone():
-            return (action.target or action.template_host,)
-        case act.Migrate() | act.GpuMove():
-            return (action.source, action.target)
-        case (
-            act.Configure()
-            | act.GrowDisk()
-            | act.Shutdown()
-            | act.Reboot()
-            | act.Start()
-            | act.Destroy()
-        ):
-            return (action.host,)
-        case act.Cordon() | act.Drain() | act.Uncordon() | act.Label() | act.TaintNode():
-            return ()
-        case act.HaRuleCreate() | act.HaRuleUpdate() | act.HaRuleDelete():
-            return ()  # a cluster-wide config file, no host's load
-        case _:
-            assert_never(action)
 
 
 def disruptive(action: Action) -> bool:
