@@ -2,8 +2,8 @@
 
 ``EventFeed`` is both the executor's ``ActionListener`` and the reconciler's ``CycleListener``
 (``provisiond.runtime``). Adapters may not import the runtime (import-linter), so the results it
-reads are described here structurally (``ActionResultView``, ``CycleResultView``); the runtime's
-frozen dataclasses satisfy them, which mypy checks where ``app`` plugs the feed in.
+reads are described structurally in ``adapters.results`` (``FinishedAction``, ``FinishedCycle``);
+the runtime's frozen dataclasses satisfy them, which mypy checks where ``app`` plugs the feed in.
 
 Invariants:
 - every event has a fresh unique ``id`` (a UUID): a consumer de-duplicates QoS 1 redeliveries
@@ -34,25 +34,22 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from provisiond.adapters.results import FinishedAction, FinishedCycle
 from provisiond.core.actions import (
     Action,
-    Clone,
     Configure,
     Cordon,
-    Destroy,
     Drain,
     GpuMove,
-    GrowDisk,
     HaRuleCreate,
     HaRuleDelete,
     HaRuleUpdate,
     Label,
     Migrate,
     Reboot,
-    Shutdown,
-    Start,
     TaintNode,
     Uncordon,
+    hosts_of,
 )
 from provisiond.core.errors import SpecError
 from provisiond.core.plan import Plan
@@ -112,63 +109,18 @@ class EventSink(Protocol):
     def update_status(self, **fields: Any) -> None: ...
 
 
-# -- what the feed reads from the runtime (structural: adapters do not import runtime) ----------
-
-
-class ActionResultView(Protocol):
-    @property
-    def action(self) -> Action: ...
-    @property
-    def outcome(self) -> str: ...  # runtime.results.Outcome, a StrEnum
-    @property
-    def detail(self) -> str: ...
-    @property
-    def seconds(self) -> float: ...
-
-
-class ReportView(Protocol):
-    def counts(self) -> dict[str, int]: ...
-
-
-class CycleResultView(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def seconds(self) -> float: ...
-    @property
-    def plan(self) -> Plan | None: ...
-    @property
-    def report(self) -> ReportView | None: ...
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def spec_error(self) -> SpecError | None: ...
-    @property
-    def read_only(self) -> bool: ...
-    @property
-    def converged(self) -> bool: ...
-    @property
-    def result(self) -> str: ...
-    @property
-    def incomplete(self) -> tuple[str, ...]: ...
-
-
 # -- action → (object, host, details) ---------------------------------------------------------
 
 
 def action_object(action: Action) -> tuple[dict[str, Any], str | None]:
     """The object an action is about and the Proxmox host it runs on (target for moves)."""
     match action:
-        case Clone():
-            return _vm(action.name, action.vmid), action.target or action.template_host
-        case Migrate() | GpuMove():
-            return _vm(action.name, action.vmid), action.target
-        case Configure() | GrowDisk() | Shutdown() | Reboot() | Start() | Destroy():
-            return _vm(action.name, action.vmid), action.host
         case Cordon() | Drain() | Uncordon() | Label() | TaintNode():
             return {"type": "node", "name": action.node, "vmid": action.vmid}, None
         case HaRuleCreate() | HaRuleUpdate() | HaRuleDelete():
             return {"type": "ha_rule", "name": action.name, "vmid": None}, None
+        case _:
+            return _vm(action.name, action.vmid), hosts_of(action)[-1]
 
 
 def _vm(name: str, vmid: int) -> dict[str, Any]:
@@ -251,7 +203,7 @@ class EventFeed:
             details=action_details(action),
         )
 
-    def action_finished(self, result: ActionResultView) -> None:
+    def action_finished(self, result: FinishedAction) -> None:
         outcome = str(result.outcome)
         obj, host = action_object(result.action)
         details = action_details(result.action)
@@ -268,7 +220,7 @@ class EventFeed:
         )
 
     # -- CycleListener -------------------------------------------------------------------------
-    def cycle_finished(self, result: CycleResultView) -> None:
+    def cycle_finished(self, result: FinishedCycle) -> None:
         # a new leader's first cycle: what was seen as standby is new to the event stream
         announce = self._announce and self._publishing()
         if announce:
@@ -314,7 +266,7 @@ class EventFeed:
                 result="valid",
             )
 
-    def _error(self, result: CycleResultView, *, announce: bool) -> None:
+    def _error(self, result: FinishedCycle, *, announce: bool) -> None:
         before, self._seen.error = self._seen.error, result.error
         if result.error is not None and (result.error != before or announce):
             self._emit(

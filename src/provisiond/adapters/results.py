@@ -1,7 +1,7 @@
 """What the runtime's results look like to the adapters that listen to them.
 
 Adapters may not import the runtime (import-linter), so the listeners here (``Telemetry``,
-``SystemdNotifier``) describe ``runtime.reconciler.CycleResult`` and
+``SystemdNotifier``, MQTT's ``EventFeed``) describe ``runtime.reconciler.CycleResult`` and
 ``runtime.executor.ActionResult`` structurally, by the attributes they read. One description
 per result, shared by every listener: a new attribute read by one listener is added here, and
 mypy checks it against the runtime's classes where ``app`` registers the listeners.
@@ -21,9 +21,15 @@ class FinishedAction(Protocol):
     @property
     def action(self) -> Action: ...
     @property
-    def outcome(self) -> str: ...
+    def outcome(self) -> str: ...  # runtime.results.Outcome, a StrEnum
+    @property
+    def detail(self) -> str: ...
     @property
     def seconds(self) -> float: ...
+
+
+class ReportView(Protocol):
+    def counts(self) -> dict[str, int]: ...
 
 
 class FinishedCycle(Protocol):
@@ -43,3 +49,9 @@ class FinishedCycle(Protocol):
     def spec_error(self) -> SpecError | None: ...
     @property
     def read_only(self) -> bool: ...
+    @property
+    def report(self) -> ReportView | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def incomplete(self) -> tuple[str, ...]: ...
