@@ -16,23 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_support import ROOT
-
-
-def dockerfile_stage(name: str) -> list[str]:
-    """The instructions of one stage (``FROM … AS name``), continuation lines joined."""
-    text = (ROOT / "Dockerfile").read_text()
-    joined = re.sub(r"\\\n\s*", " ", text)
-    lines = [ln.strip() for ln in joined.splitlines() if ln.strip() and not ln.startswith("#")]
-    out: list[str] = []
-    inside = False
-    for line in lines:
-        if line.startswith("FROM "):
-            inside = line.endswith(f" AS {name}")
-            continue
-        if inside:
-            out.append(line)
-    return out
+from deploy_support import ROOT, dockerfile_stage
 
 
 @pytest.fixture(scope="session")

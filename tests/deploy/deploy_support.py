@@ -5,6 +5,7 @@ process against the Proxmox simulator, and the project's tools (helm, hadolint, 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -103,3 +104,19 @@ def start_daemon(
             stdin=subprocess.DEVNULL,
             env=full,
         )
+
+
+def dockerfile_stage(name: str) -> list[str]:
+    """The instructions of one stage (``FROM … AS name``), continuation lines joined."""
+    text = (ROOT / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [ln.strip() for ln in joined.splitlines() if ln.strip() and not ln.startswith("#")]
+    out: list[str] = []
+    inside = False
+    for line in lines:
+        if line.startswith("FROM "):
+            inside = line.endswith(f" AS {name}")
+            continue
+        if inside:
+            out.append(line)
+    return out

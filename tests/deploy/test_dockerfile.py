@@ -10,9 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_support import ROOT, tool
-
-from conftest import dockerfile_stage
+from deploy_support import ROOT, dockerfile_stage, tool
 
 pytestmark = pytest.mark.integration
 
