@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from provisiond.sim.pve.params import ENDPOINTS, ENDPOINTS_9, Endpoint
-from provisiond.sim.pve.params.vmoptions import PROPSTRING_KEYS
+from provisiond.sim.pve.params.propformats import VM_PROPFORMATS
+from provisiond.sim.pve.params.schema import P
 
 QEMU = "/nodes/{node}/qemu"
 Q = QEMU + "/{vmid}"
@@ -40,19 +41,7 @@ def _matches(endpoint: Endpoint, schema: dict[tuple[str, str], dict[str, Any]]) 
     assert info["parameters"].get("additionalProperties") == 0
     for name, p in endpoint.params.items():
         assert name in props, f"{name}: not in the schema"
-        s = props[name]
-        assert p.type == s["type"], name
-        assert p.optional == bool(s.get("optional")), name
-        assert p.enum == (tuple(s["enum"]) if "enum" in s else None), name
-        if isinstance(s.get("format"), dict):
-            assert p.propstring, name
-            assert p.fmt is None, name
-        else:
-            assert p.fmt == s.get("format"), name
-        assert p.minimum == (int(s["minimum"]) if "minimum" in s else None), name
-        assert p.maximum == (int(s["maximum"]) if "maximum" in s else None), name
-        assert p.max_length == s.get("maxLength"), name
-        assert p.pattern == s.get("pattern"), name
+        _same(p, props[name], name)
     required = {n for n, s in props.items() if not s.get("optional")}
     assert required <= set(endpoint.params), "a required parameter is missing from the table"
     assert set(endpoint.path_vars) <= set(endpoint.params)
@@ -60,6 +49,22 @@ def _matches(endpoint: Endpoint, schema: dict[tuple[str, str], dict[str, Any]]) 
     items = returns.get("items", returns) if returns.get("type") == "array" else returns
     promised = sorted(k for k, v in items.get("properties", {}).items() if not v.get("optional"))
     assert list(endpoint.returns) == promised
+
+
+def _same(p: P, s: dict[str, Any], name: str) -> None:
+    """One parameter (or property-string key) against its schema entry, field by field."""
+    assert p.type == s.get("type", "string"), name
+    assert p.optional == bool(s.get("optional")), name
+    assert p.enum == (tuple(s["enum"]) if "enum" in s else None), name
+    if isinstance(s.get("format"), dict):
+        assert p.propstring, name
+        assert p.fmt is None, name
+    else:
+        assert p.fmt == s.get("format"), name
+    assert p.minimum == (int(s["minimum"]) if "minimum" in s else None), name
+    assert p.maximum == (int(s["maximum"]) if "maximum" in s else None), name
+    assert p.max_length == s.get("maxLength"), name
+    assert p.pattern == s.get("pattern"), name
 
 
 def test_config_writes_take_every_option_of_the_schema(
@@ -74,14 +79,22 @@ def test_config_writes_take_every_option_of_the_schema(
         assert skipped <= restore, (path, skipped)
 
 
-def test_property_string_keys_match_the_schema(
+def test_property_string_formats_match_the_schema(
     pve_schema: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
+    """Every key of every property-string option: its type, format, enum, pattern, limits;
+    the default key, the aliases (``volume`` for ``file``, a NIC model for ``macaddr``)."""
     props = pve_schema[("PUT", f"{Q}/config")]["parameters"]["properties"]
     formats = {n: p["format"] for n, p in props.items() if isinstance(p.get("format"), dict)}
-    assert set(PROPSTRING_KEYS) == set(formats)
+    assert set(VM_PROPFORMATS) == set(formats)
     for name, fmt in formats.items():
-        default_key, keys = PROPSTRING_KEYS[name]
-        assert sorted(keys.split()) == sorted(fmt), name
+        ours = VM_PROPFORMATS[name]
+        aliases = {k: v["alias"] for k, v in fmt.items() if "alias" in v}
+        assert dict(ours.aliases) == aliases, name
+        key_aliases = {v["keyAlias"] for v in fmt.values() if "keyAlias" in v}
+        assert key_aliases == ({ours.key_alias} if ours.key_alias else set()), name
+        assert set(ours.keys) == set(fmt) - set(aliases), name
+        for key, p in ours.keys.items():
+            _same(p, fmt[key], f"{name}.{key}")
         defaults = [k for k, v in fmt.items() if v.get("default_key")]
-        assert [default_key] == (defaults or [None]), name
+        assert [ours.default_key] == (defaults or [None]), name
