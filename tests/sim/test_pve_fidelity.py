@@ -123,6 +123,25 @@ def test_snapshots_suspend_resume_reset(pve_sim: Any) -> None:
     assert exc.value.content == "VM 1035 not running"
 
 
+def test_snapshot_description_is_updated(pve_sim: Any) -> None:
+    api, sim = pve_sim.api, pve_sim.sim
+    _wait(api, api.nodes(NODE).qemu(9000).clone.post(newid=1035, name="snap"))
+    q = api.nodes(NODE).qemu(1035)
+    _wait(api, q.snapshot.post(snapname="base", description="first"))
+    assert q.snapshot("base").config.put(description="second") is None
+    assert q.snapshot("base").config.get()["description"] == "second"
+    assert {s["name"]: s["description"] for s in q.snapshot.get()}["base"] == "second"
+    assert q.snapshot("base").config.put() is None  # nothing to change: PVE returns at once
+    with pytest.raises(ResourceException) as exc:
+        q.snapshot("nope").config.put(description="x")
+    assert (exc.value.status_code, exc.value.content) == (500, "snapshot 'nope' does not exist")
+    sim.set_lock(1035, "backup")
+    with pytest.raises(ResourceException) as exc:
+        q.snapshot("base").config.put(description="third")
+    assert exc.value.content == "VM is locked (backup)"
+    assert q.snapshot("base").config.get()["description"] == "second"
+
+
 @pytest.mark.parametrize("pve_sim", ["astronomy-lab"], indirect=True)
 def test_live_data_moves_and_adds_up(pve_sim: Any) -> None:
     api, sim = pve_sim.api, pve_sim.sim

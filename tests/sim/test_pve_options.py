@@ -154,24 +154,145 @@ def test_tokens_cannot_set_root_only_options(pve_sim: Any) -> None:
         q.config.put(**{key: SAMPLES[key]})  # everything else: the administrator token may
 
 
-def test_formats_are_checked(pve_sim: Any) -> None:
+_MODELS = (
+    "e1000, e1000-82540em, e1000-82544gc, e1000-82545em, e1000e, i82551, i82557b, i82559er, "
+    "ne2k_isa, ne2k_pci, pcnet, rtl8139, virtio, vmxnet3"
+)
+_FLAGS = "pcid, spec-ctrl, ibpb, ssbd, virt-ssbd, amd-ssbd, amd-no-ssb, pdpe1gb, md-clear"
+# (option, bad value, PVE's text: pve-common parse_property_string/check_prop, qemu-server formats)
+BAD_VALUES = [
+    ("startup", "order=x", "invalid format - unable to parse startup options\n"),
+    ("hotplug", "network,gpu", "invalid format - invalid hotplug feature 'gpu'\n"),
+    (
+        "net0",
+        "virtio,bridge=vmbr0,speed=10",
+        "invalid format - invalid key in comma-separated list property: speed\n",
+    ),
+    (
+        "net0",
+        "rtl9999,bridge=vmbr0",
+        "invalid format - format error\nnet0.model: value 'rtl9999' does not have a value in "
+        f"the enumeration '{_MODELS}'\n",
+    ),
+    (
+        "net0",
+        "virtio=01:24:11:00:00:01,bridge=vmbr0",  # the I/G (multicast) bit set
+        "invalid format - format error\nnet0.macaddr: invalid format - value does not look "
+        "like a valid unicast MAC address\n\n",
+    ),
+    (
+        "net0",
+        "virtio=BC:24:11:00:00:GG,bridge=vmbr 0,tag=5000",
+        "invalid format - format error\n"
+        "net0.bridge: invalid format - invalid bridge ID 'vmbr 0'\n\n"
+        "net0.macaddr: invalid format - value does not look like a valid unicast MAC address\n\n"
+        "net0.tag: value must have a maximum value of 4094\n",
+    ),
+    (
+        "net0",
+        "bridge=vmbr0",
+        "invalid format - format error\nnet0.model: property is missing and it is not optional\n",
+    ),
+    (
+        "ipconfig0",
+        "ip=10.0.0.5/40,gw=10.0.0.1",
+        "invalid format - format error\nipconfig0.ip: invalid format - value does not look "
+        "like a valid ipv4 network configuration\n\n",
+    ),
+    (
+        "ipconfig0",
+        "ip=dhcp,gw6=fe80::1",
+        "invalid format - format error\nipconfig0.ip6: missing property - 'ipconfig0.gw6' "
+        "requires this property\n",
+    ),
+    (
+        "cpu",
+        "pentium9",
+        "invalid format - Built-in cputype 'pentium9' is not defined (missing 'custom-' prefix?)\n",
+    ),
+    (
+        "cpu",
+        "host,flags=+avx2",
+        f"invalid format - VM-specific CPU flags must be a subset of: {_FLAGS}, hv-tlbflush, "
+        "hv-evmcs, aes\n",
+    ),
+    (
+        "cpu",
+        "host,phys-bits=99",
+        "invalid format - format error\ncpu.phys-bits: invalid format - value must be an "
+        "integer between 8 and 64 or 'host'\n\n",
+    ),
+    (
+        "scsi1",
+        "nvme-disk.raw,ssd=1",
+        "invalid format - format error\nscsi1.file: invalid format - unable to parse volume ID "
+        "'nvme-disk.raw'\n\n",
+    ),
+    ("hookscript", "hook.pl", "invalid format - unable to parse volume ID 'hook.pl'\n"),
+    (
+        "nameserver",
+        "10.0.0.53 bad_name!",
+        "invalid format - value does not look like a valid address: bad_name!\n",
+    ),
+    (
+        "boot",
+        "order=scsi0;foo0",
+        "invalid format - format error\nboot.order: invalid format - invalid boot device "
+        "'foo0'\n\n",
+    ),
+    (
+        "vga",
+        "type=virtio,memory=2",
+        "invalid format - format error\nvga.memory: value must have a minimum value of 4\n",
+    ),
+    (
+        "scsi1",
+        "local-nvme:4,ssd=1,ssd=0",
+        "invalid format - duplicate key in comma-separated list property: ssd\n",
+    ),
+    ("cpuunits", "0", "value must have a minimum value of 1"),
+    ("keyboard", "xx", None),
+]
+# good values beyond SAMPLES, stored as given
+GOOD_VALUES = {
+    "net1": "e1000=BC:24:11:AA:BB:01,bridge=vmbr1,tag=10,firewall=on,rate=12.5,trunks=2;5-7",
+    "ipconfig1": "ip=10.0.0.5/24,gw=10.0.0.1,ip6=auto",
+    "ipconfig2": "ip6=fd00::5/64,gw6=fd00::1",
+    "cpu": "x86-64-v2-AES,flags=+aes;+pcid,hidden=1,phys-bits=host",
+    "scsi1": "local-nvme:4,ssd=on,iothread=1,serial=disk%20one",
+    "nameserver": "10.0.0.53 fd00::53 dns.lab.example",
+    "boot": "order=scsi0;net0;hostpci0",
+    "cdrom": "local:iso/debian.iso",
+}
+
+
+def test_bad_values_are_refused_with_the_key_named(pve_sim: Any) -> None:
     q = pve_sim.api.nodes(NODE).qemu(9000)
-    cases = {
-        "startup": ("order=x", "invalid format - unable to parse startup options\n"),
-        "hotplug": ("network,gpu", "invalid format - invalid hotplug feature 'gpu'\n"),
-        "net0": (
-            "virtio,bridge=vmbr0,speed=10",
-            "invalid format - format error\nspeed: property is not defined in schema\n",
-        ),
-        "cpuunits": ("0", "value must have a minimum value of 1"),
-        "keyboard": ("xx", None),
-    }
-    for key, (value, text) in cases.items():
+    for key, value, text in BAD_VALUES:
         with pytest.raises(ResourceException) as exc:
             q.config.put(**{key: value})
         assert exc.value.status_code == 400, key
+        assert exc.value.content == "Parameter verification failed.", key
         if text is not None:
-            assert exc.value.errors == {key: text}
+            assert exc.value.errors == {key: text}, (key, value)
+    with pytest.raises(ResourceException) as exc:  # a named format of another endpoint
+        q.migrate.post(target=NODE, migration_network="10.0.0.0/99")
+    assert exc.value.errors == {
+        "migration_network": "invalid format - value does not look like a valid CIDR network\n"
+    }
+
+
+def test_good_values_are_accepted(pve_sim: Any) -> None:
+    q = pve_sim.api.nodes(NODE).qemu(9000)
+    q.config.put(**GOOD_VALUES)
+    cfg = q.config.get()
+    for key, value in GOOD_VALUES.items():
+        if key not in ("cdrom", "scsi1"):
+            assert cfg[key] == value, key
+    assert cfg["ide2"] == "local:iso/debian.iso,media=cdrom"
+    # storage:size allocates a volume
+    disk = r"local-nvme:vm-9000-disk-\d+,ssd=on,iothread=1,serial=disk%20one,size=4G"
+    assert re.fullmatch(disk, cfg["scsi1"])
 
 
 def test_a_nic_gets_a_mac_on_every_write_path(pve_sim: Any) -> None:

@@ -1,20 +1,19 @@
 """Format checks of the VM options and pool parameters beyond pve-common's basic ones
-(``validation.FORMATS`` holds both), the key check of property-string options, and the two
-parsers every part of the simulator shares: pve-common's ``split_list`` and property strings.
+(``validation.FORMATS`` holds both; the addresses and volume ids are in ``netformats``), and
+the two parsers every part of the simulator shares: pve-common's ``split_list`` and property
+strings.
 
 Each check raises ``ValueError`` with the format's ``die`` text; ``validation`` prefixes it with
 ``invalid format - `` as pve-common does. Texts taken from pve-common / qemu-server:
 ``unable to parse startup options``, ``invalid hotplug feature '<f>'``, ``pool name '<p>'
-contains illegal characters``. The CPU-set and property-string texts are approximated
-(docs/simulator.md).
+contains illegal characters``, ``invalid boot device '<d>'``, ``Built-in cputype '<t>' is not
+defined (missing 'custom-' prefix?)``. The CPU-set text is approximated (docs/simulator.md).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-
-from provisiond.sim.pve.params.vmoptions import PROPSTRING_KEYS
 
 _STARTUP_PART = re.compile(r"^(?:(?:order=)?\d+|up=\d+|down=\d+)$")
 _HOTPLUG = frozenset({"network", "disk", "cpu", "memory", "usb", "cloudinit"})
@@ -85,24 +84,124 @@ def storage_id_list(value: str) -> None:
             raise ValueError(f"storage ID '{item}' contains illegal characters")
 
 
-def propstring_keys(name: str, value: str) -> str | None:
-    """The error of a property-string option whose value uses a key its format does not define
-    (or a bare value where the format has no default key); None when the keys are fine or the
-    option is not a property string."""
-    m = _NUMBERED.match(name)
-    schema_name = f"{m.group(1)}[n]" if m and f"{m.group(1)}[n]" in PROPSTRING_KEYS else name
-    entry = PROPSTRING_KEYS.get(schema_name)
-    if entry is None:
-        return None
-    default_key, keys = entry
-    allowed = set(keys.split())
-    for key, part in _propstring_parts(value):
-        if key is None:
-            if default_key is None:
-                return (
-                    "invalid format - format error\nvalue without key, but schema does not "
-                    f"define a default key: {part}\n"
-                )
-        elif key not in allowed:
-            return f"invalid format - format error\n{key}: property is not defined in schema\n"
-    return None
+# qemu-server CPUConfig: the built-in CPU models a VM's ``cpu`` may name, and the flags a VM may set
+CPU_MODELS = frozenset(
+    [
+        "486",
+        "pentium",
+        "pentium2",
+        "pentium3",
+        "coreduo",
+        "core2duo",
+        "Conroe",
+        "Penryn",
+        "Nehalem",
+        "Nehalem-IBRS",
+        "Westmere",
+        "Westmere-IBRS",
+        "SandyBridge",
+        "SandyBridge-IBRS",
+        "IvyBridge",
+        "IvyBridge-IBRS",
+        "Haswell",
+        "Haswell-IBRS",
+        "Haswell-noTSX",
+        "Haswell-noTSX-IBRS",
+        "Broadwell",
+        "Broadwell-IBRS",
+        "Broadwell-noTSX",
+        "Broadwell-noTSX-IBRS",
+        "Skylake-Client",
+        "Skylake-Client-IBRS",
+        "Skylake-Client-noTSX-IBRS",
+        "Skylake-Client-v4",
+        "Skylake-Server",
+        "Skylake-Server-IBRS",
+        "Skylake-Server-noTSX-IBRS",
+        "Skylake-Server-v4",
+        "Skylake-Server-v5",
+        "Cascadelake-Server",
+        "Cascadelake-Server-v2",
+        "Cascadelake-Server-noTSX",
+        "Cascadelake-Server-v4",
+        "Cascadelake-Server-v5",
+        "Cooperlake",
+        "Cooperlake-v2",
+        "KnightsMill",
+        "Icelake-Client",
+        "Icelake-Client-noTSX",
+        "Icelake-Server",
+        "Icelake-Server-noTSX",
+        "Icelake-Server-v3",
+        "Icelake-Server-v4",
+        "Icelake-Server-v5",
+        "Icelake-Server-v6",
+        "SapphireRapids",
+        "SapphireRapids-v2",
+        "GraniteRapids",
+        "athlon",
+        "phenom",
+        "Opteron_G1",
+        "Opteron_G2",
+        "Opteron_G3",
+        "Opteron_G4",
+        "Opteron_G5",
+        "EPYC",
+        "EPYC-IBPB",
+        "EPYC-v3",
+        "EPYC-v4",
+        "EPYC-Rome",
+        "EPYC-Rome-v2",
+        "EPYC-Rome-v3",
+        "EPYC-Rome-v4",
+        "EPYC-Milan",
+        "EPYC-Milan-v2",
+        "EPYC-Genoa",
+        "host",
+        "kvm32",
+        "kvm64",
+        "qemu32",
+        "qemu64",
+        "max",
+        "x86-64-v2",
+        "x86-64-v2-AES",
+        "x86-64-v3",
+        "x86-64-v4",
+    ]
+)
+VM_CPU_FLAGS = [
+    "pcid",
+    "spec-ctrl",
+    "ibpb",
+    "ssbd",
+    "virt-ssbd",
+    "amd-ssbd",
+    "amd-no-ssb",
+    "pdpe1gb",
+    "md-clear",
+    "hv-tlbflush",
+    "hv-evmcs",
+    "aes",
+]
+_VM_FLAG = "[+-](?:" + "|".join(re.escape(f) for f in VM_CPU_FLAGS) + ")"
+_VM_FLAGS = re.compile(f"^{_VM_FLAG}(?:;{_VM_FLAG})*$")
+
+
+def vm_cpu(props: dict[str, str]) -> None:
+    """qemu-server ``validate_vm_cpu_conf`` (no custom CPU models are simulated)."""
+    cputype = props.get("cputype")
+    if not cputype:
+        raise ValueError("CPU is missing cputype")
+    if cputype.startswith("custom-"):
+        raise ValueError(f"Custom cputype '{cputype.removeprefix('custom-')}' not found")
+    if cputype not in CPU_MODELS:
+        raise ValueError(f"Built-in cputype '{cputype}' is not defined (missing 'custom-' prefix?)")
+    if props.get("flags") and not _VM_FLAGS.match(props["flags"]):
+        raise ValueError(f"VM-specific CPU flags must be a subset of: {', '.join(VM_CPU_FLAGS)}")
+    if "reported-model" in props:
+        raise ValueError("Property 'reported-model' not allowed in VM-specific CPU config.")
+
+
+def phys_bits(value: str) -> None:
+    if not re.match(r"^(host|\d{1,2})$", value) or (value.isdigit() and not 8 <= int(value) <= 64):
+        raise ValueError("value must be an integer between 8 and 64 or 'host'")

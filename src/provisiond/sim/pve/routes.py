@@ -77,6 +77,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", f"{_Q}/snapshot/{{snapname}}"): snapshots.snapshot_index,
     ("DELETE", f"{_Q}/snapshot/{{snapname}}"): snapshots.delete_snapshot,
     ("GET", f"{_Q}/snapshot/{{snapname}}/config"): snapshots.snapshot_config,
+    ("PUT", f"{_Q}/snapshot/{{snapname}}/config"): snapshots.update_snapshot_config,
     ("POST", f"{_Q}/snapshot/{{snapname}}/rollback"): snapshots.rollback,
     ("POST", f"{_Q}/status/suspend"): power.suspend,
     ("POST", f"{_Q}/status/resume"): power.resume,

@@ -170,6 +170,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{_Q}/snapshot/{{snapname}}/config"): _vm(
         "VM.Snapshot", "VM.Snapshot.Rollback", "VM.Audit", any_=True
     ),
+    ("PUT", f"{_Q}/snapshot/{{snapname}}/config"): _vm("VM.Snapshot"),
     ("POST", f"{_Q}/snapshot/{{snapname}}/rollback"): _vm(
         "VM.Snapshot", "VM.Snapshot.Rollback", any_=True
     ),

@@ -1,5 +1,5 @@
-"""VM snapshots: list, create, delete, rollback (qemu-server ``API2/Qemu.pm`` snapshot methods
-over guest-common ``AbstractConfig`` ``snapshot_*``).
+"""VM snapshots: list, create, delete, rollback, description (qemu-server ``API2/Qemu.pm``
+snapshot methods over guest-common ``AbstractConfig`` ``snapshot_*``).
 
 [sync] ``current``/``pending`` are reserved names, the VM must exist. [task] ``qmsnapshot``
 holds ``lock: snapshot`` while it runs, refuses a used name (``snapshot name '<n>' already
@@ -7,7 +7,9 @@ used``), copies the config (pending changes are not part of it) and makes the ne
 VM's ``parent``; with ``vmstate`` on a running VM the RAM is saved too. ``qmdelsnapshot`` hooks
 the deleted snapshot's children to its parent. ``qmrollback`` stops the VM, puts the snapshot's
 config back (pending changes dropped), and runs the VM again when the snapshot holds its RAM or
-``start`` is given. Disks are not copied: a snapshot is a config record here.
+``start`` is given. ``update_snapshot_config`` sets a snapshot's description under the config
+lock (no ``description``: nothing is read, ``null``). Disks are not copied: a snapshot is a config
+record here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 
 from provisiond.sim.pve.errors import PveError, TaskError
 from provisiond.sim.pve.handlers import Call
-from provisiond.sim.pve.handlers.guards import task_lock
+from provisiond.sim.pve.handlers.guards import check_lock, task_lock
 from provisiond.sim.pve.handlers.power import start_vm
 from provisiond.sim.pve.state import GiB, Snapshot, VmState
 from provisiond.sim.pve.tasks import DURATIONS, TaskContext
@@ -170,3 +172,17 @@ async def snapshot_config(call: Call) -> object:
     if snap.vmstate:
         out["vmstate"] = 1
     return out
+
+
+async def update_snapshot_config(call: Call) -> object:
+    description = call.get_str("description")
+    if description is None:
+        return None  # qemu-server returns before it loads the config
+    vm = call.vm()
+    check_lock(vm)
+    name = str(call.params["snapname"])
+    snap = vm.snapshots.get(name)
+    if snap is None:
+        raise PveError(f"snapshot '{name}' does not exist")
+    snap.description = description
+    return None

@@ -2,8 +2,9 @@
 (``PUT``/``POST …/config``): every option the PVE 8.4 schema lists for them, with its type,
 format, enum and limits (``tests/sim/test_pve_contract.py`` compares them one by one).
 
-Named formats are checked where ``validation.FORMATS`` knows them; property strings
-(``propstring=True``) are checked key by key against ``PROPSTRING_KEYS``. Numbered options are
+Named formats are checked where ``validation.FORMATS`` or ``propformats.NAMED_PROPFORMATS``
+know them; property strings (``propstring=True``) key by key against
+``propformats.VM_PROPFORMATS``. Numbered options are
 written as the schema writes them (``net[n]``); ``params.qemu.NUMBERED`` holds their limits.
 """
 
@@ -157,41 +158,4 @@ VM_OPTIONS: dict[str, P] = {
     "vmgenid": P("string", pattern="(?:[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}|[01])"),
     "vmstatestorage": P("string", fmt="pve-storage-id"),
     "watchdog": P("string", fmt="pve-qm-watchdog"),
-}
-
-# property-string options: (default key, every key the format defines, aliases included)
-_DRIVE = (
-    "aio backup bps bps_max_length bps_rd bps_rd_length bps_rd_max_length bps_wr "
-    "bps_wr_length bps_wr_max_length cache cyls detect_zeroes discard file format heads "
-    "import-from iops iops_max iops_max_length iops_rd iops_rd_length iops_rd_max "
-    "iops_rd_max_length iops_wr iops_wr_length iops_wr_max iops_wr_max_length mbps "
-    "mbps_max mbps_rd mbps_rd_max mbps_wr mbps_wr_max media replicate rerror secs serial "
-    "shared size snapshot trans volume werror"
-)
-PROPSTRING_KEYS: dict[str, tuple[str | None, str]] = {
-    "agent": ("enabled", "enabled freeze-fs-on-backup fstrim_cloned_disks type"),
-    "audio0": (None, "device driver"),
-    "efidisk0": ("file", "efitype file format import-from ms-cert pre-enrolled-keys size volume"),
-    "ide[n]": ("file", _DRIVE + " model ssd wwn"),
-    "ivshmem": (None, "name size"),
-    "machine": ("type", "enable-s3 enable-s4 type viommu"),
-    "memory": ("current", "current"),
-    "net[n]": (
-        "model",
-        (
-            "bridge e1000 e1000-82540em e1000-82544gc e1000-82545em e1000e firewall i82551 "
-            "i82557b i82559er link_down macaddr model mtu ne2k_isa ne2k_pci pcnet queues rate "
-            "rtl8139 tag trunks virtio vmxnet3"
-        ),
-    ),
-    "numa[n]": (None, "cpus hostnodes memory policy"),
-    "sata[n]": ("file", _DRIVE + " ssd wwn"),
-    "scsi[n]": ("file", _DRIVE + " iothread product queues ro scsiblock ssd vendor wwn"),
-    "spice_enhancements": (None, "foldersharing videostreaming"),
-    "tpmstate0": ("file", "file import-from size version volume"),
-    "unused[n]": ("file", "file volume"),
-    "usb[n]": ("host", "host mapping usb3"),
-    "vga": ("type", "clipboard memory type"),
-    "virtio[n]": ("file", _DRIVE + " iothread ro"),
-    "virtiofs[n]": ("dirid", "cache direct-io dirid expose-acl expose-xattr"),
 }

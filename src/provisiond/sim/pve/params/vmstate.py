@@ -27,6 +27,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("GET", f"{_Q}/snapshot/{{snapname}}/config", {**_VM, "snapname": SNAPNAME}),
     Endpoint(
+        "PUT",
+        f"{_Q}/snapshot/{{snapname}}/config",
+        {**_VM, "description": P("string"), "snapname": SNAPNAME},
+    ),
+    Endpoint(
         "POST",
         f"{_Q}/snapshot/{{snapname}}/rollback",
         {**_VM, "snapname": SNAPNAME, "start": P("boolean")},
