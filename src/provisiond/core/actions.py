@@ -311,5 +311,5 @@ def hosts_of(action: Action) -> tuple[str, ...]:
             return ()
         case HaRuleCreate() | HaRuleUpdate() | HaRuleDelete():
             return ()
-        case _:
+        case _:  # pragma: no cover - unreachable: mypy proves the match exhaustive
             assert_never(action)
