@@ -1,4 +1,4 @@
-"""provisiond — keeps a Proxmox VE cluster, its VMs, their GPUs and their placement as declared."""
+"""provisiond — keeps a Proxmox VE cluster, its GPU VMs and their Kubernetes nodes as declared."""
 
 from importlib.metadata import PackageNotFoundError, version
 

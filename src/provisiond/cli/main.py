@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provisiond",
         description=(
-            "Keep a Proxmox VE cluster, its VMs, their GPU passthrough and their placement on "
-            "hosts the way a fleet spec declares them."
+            "Keep a Proxmox VE cluster (its VMs, their GPU passthrough, their placement on "
+            "hosts) and the Kubernetes nodes in its VMs the way a fleet spec declares them."
         ),
     )
     parser.add_argument("--version", action="version", version=f"provisiond {__version__}")
