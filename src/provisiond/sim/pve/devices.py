@@ -13,26 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from provisiond.sim.pve.formats import split_propstring
+from provisiond.sim.pve.params.propformats import NIC_MODELS
 
 QEMU_VERSION = "9.2.0"
-NET_MODELS = frozenset(
-    {
-        "e1000",
-        "e1000-82540em",
-        "e1000-82544gc",
-        "e1000-82545em",
-        "e1000e",
-        "i82551",
-        "i82557b",
-        "i82559er",
-        "ne2k_isa",
-        "ne2k_pci",
-        "pcnet",
-        "rtl8139",
-        "virtio",
-        "vmxnet3",
-    }
-)
+NET_MODELS = frozenset(NIC_MODELS)  # the models a netN value may name (one list: propformats)
 _DRIVE = re.compile(r"^(ide|sata|scsi|virtio)(\d+)$")
 
 
