@@ -25,7 +25,8 @@ simulator's ``time_scale``).
 Proxmox simulator names used (the link's whole interface to it): ``SimHandle.server`` or a
 ``SimServer`` with ``.loop`` and ``.cluster``; ``Cluster.vms`` (VMID → ``VmState``) and
 ``Cluster.nodes`` (name → node with ``.online``); ``VmState.vmid``, ``.name``, ``.node``,
-``.running``, ``.paused``, ``.is_template``, ``.config``, ``.cpus()``, ``.memory_bytes()``.
+``.running``, ``.paused``, ``.started_at`` (a restart between two polls is still a new
+boot), ``.is_template``, ``.config``, ``.cpus()``, ``.memory_bytes()``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class _Machine:
     started: float | None = None  # loop time the VM was first seen up, this boot
     down: float | None = None  # loop time the VM was first seen down, since it was up
     posted: bool = False  # the kubelet of this boot has posted (its bootID is on the Node)
+    boot: float | None = None  # the VM's start time of this boot: a restart between two ticks
 
 
 class Link:
@@ -151,6 +153,8 @@ class Link:
                     self.workloads.set_pods_ready(name, ready=False)
                 continue
             machine.down = None
+            if machine.boot != vm.started_at:  # a new boot, even one no tick saw go down
+                machine.started, machine.posted, machine.boot = None, False, vm.started_at
             if machine.started is None:
                 machine.started = now
             age = now - machine.started
