@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,21 @@ from typing import Any
 
 import pytest
 import structlog
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The CLI wraps its output at ``COLUMNS`` when that is set and at no width off a terminal;
+    pytest-xdist's workers export ``COLUMNS=80``. The commands run by the tests see what a pipe
+    sees (tests that are about a width set ``COLUMNS`` themselves)."""
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests (whole daemons as processes: the longest files) run first, so that
+    ``scripts/test``'s two pytest-xdist workers (``--dist loadfile``: a file stays on one worker)
+    do not end with one long file on one worker while the other idles. Stable otherwise."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 @pytest.fixture(autouse=True)

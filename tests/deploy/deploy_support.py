@@ -18,19 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tools_support import tool
+
+__all__ = ["tool"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "provisiond"
 UNIT_DIR = ROOT / "deploy" / "systemd"
-
-
-def tool(name: str) -> str:
-    """The tool's path: on the PATH, or installed by scripts/tools into ``.tools/bin``.
-    A missing tool fails the test (scripts/test installs them; no silent skip)."""
-    found = shutil.which(name) or shutil.which(name, path=str(ROOT / ".tools" / "bin"))
-    if found is None:
-        pytest.fail(f"{name} is not installed: run scripts/tools")
-    return found
 
 
 @dataclass

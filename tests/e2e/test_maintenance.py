@@ -78,6 +78,13 @@ def world(tmp_path: Path) -> Iterator[tuple[SimHandle, KubeSim, Path, Path]]:
                 "reconnect_initial": 0.05,
                 "reconnect_max": 0.5,
             }
+            # A killed leader's Lease runs out in seconds, not the default 15 s: the restarted
+            # daemon is a standby until then (what is measured here is the resumed move).
+            settings["leader_election"] = {
+                "lease_duration": 4.0,
+                "renew_deadline": 3.0,
+                "retry_period": 0.5,
+            }
             cfg.write_text(json.dumps(settings))
             yield sim, kube, spec, cfg
         finally:

@@ -1,33 +1,29 @@
-"""kubectl (Debian's ``kubernetes-client``) against the simulator through a written kubeconfig:
+"""kubectl (``scripts/tools``: the machine's, or a current one in ``.tools/bin``) against the simulator through a written kubeconfig:
 ``get nodes -o json``, ``label``, ``taint``, ``cordon``/``uncordon``, and a label patch the
 server rejects (kubectl checks label syntax itself, so ``label`` never sends a bad one)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tools_support import tool
 
 from provisiond.sim.kube import KubeSim
 
 pytestmark = pytest.mark.integration
 
-KUBECTL = shutil.which("kubectl")
-
-
 @pytest.fixture
 def kubectl(kube: KubeSim, tmp_path: Path):  # type: ignore[no-untyped-def]
-    if KUBECTL is None:
-        pytest.skip("kubectl not installed (apt-get install -y kubernetes-client)")
+    kubectl = tool("kubectl")
     config = kube.write_kubeconfig(tmp_path / "kubeconfig")
     assert config.stat().st_mode & 0o777 == 0o600
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [KUBECTL, "--kubeconfig", str(config), *args],
+            [kubectl, "--kubeconfig", str(config), *args],
             capture_output=True,
             text=True,
             timeout=60,

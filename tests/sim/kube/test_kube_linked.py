@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 from proxmoxer.tools import Tasks
+from tools_support import tool
 
 from provisiond.core.topology import Topology
 from provisiond.sim.kube import KubeSim, Membership, start_linked
@@ -330,18 +331,14 @@ def test_kubectl_drain_honours_the_budget(world: World, tmp_path: Any) -> None:
     """kubectl (>= 1.25: policy/v1 evictions) drains a GPU worker: DaemonSet pods ignored, the
     second eviction waits out a 429 until the replacement is Ready on the other worker."""
     import json
-    import shutil
     import subprocess
 
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed (apt-get install -y kubernetes-client)")
+    kubectl = tool("kubectl")
     version = subprocess.run(
         [kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
     )
     minor = int(json.loads(version.stdout)["clientVersion"]["minor"].rstrip("+"))
-    if minor < 25:
-        pytest.skip(f"kubectl 1.{minor} evicts through policy/v1beta1; drain needs >= 1.25")
+    assert minor >= 25, f"kubectl 1.{minor} evicts through policy/v1beta1: run scripts/tools"
     world.start(138)
     world.start(139)
     until(
