@@ -22,6 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+E = TypeVar("E")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +39,26 @@ class _Doubling:
         return min(self.maximum, self.base * 2.0 ** (n - 1))
 
 
+class _PerKey(Generic[K, E]):
+    """What a per-object limiter keeps: an entry per key, its doubling delay and its clock."""
+
+    def __init__(self, *, clock: Callable[[], float], base: float, maximum: float) -> None:
+        self._clock = clock
+        self._delay = _Doubling(base, maximum)
+        self._entries: dict[K, E] = {}
+
+
 @dataclass(slots=True)
 class _Entry:
     failures: int
     until: float
 
 
-class ObjectBackoff:
+class ObjectBackoff(_PerKey[int, _Entry]):
     def __init__(
         self, *, clock: Callable[[], float], base: float = 5.0, maximum: float = 300.0
     ) -> None:
-        self._clock = clock
-        self._delay = _Doubling(base, maximum)
-        self._entries: dict[int, _Entry] = {}
+        super().__init__(clock=clock, base=base, maximum=maximum)
 
     def failed(self, key: int) -> float:
         """Record a failure; returns the seconds the object now waits."""
@@ -88,13 +99,11 @@ class Admission:
     repeats: int = 0  # consecutive runs without effect so far
 
 
-class RepeatLimiter:
+class RepeatLimiter(_PerKey[str, _Ran]):
     def __init__(
         self, *, clock: Callable[[], float], base: float = 1.0, maximum: float = 900.0
     ) -> None:
-        self._clock = clock
-        self._delay = _Doubling(base, maximum)
-        self._entries: dict[str, _Ran] = {}
+        super().__init__(clock=clock, base=base, maximum=maximum)
 
     def admit(self, key: str, action: object, state: object) -> Admission:
         """May ``action`` (planned from an observation showing ``state``) run now?"""

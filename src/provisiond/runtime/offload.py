@@ -13,6 +13,7 @@ Invariants:
   own and its result is dropped (the call must therefore only compute, never change state the
   caller shares);
 - a thread that finishes after its loop has closed drops its result silently.
+``unless_stopped`` is the same walk-away for any future (the reconciler's observation uses it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ async def call(fn: Callable[[], T], stop: asyncio.Event, *, name: str) -> T | Ab
             loop.call_soon_threadsafe(settle)
 
     threading.Thread(target=work, name=name, daemon=True).start()
+    return await unless_stopped(future, stop)
+
+
+async def unless_stopped(future: asyncio.Future[T], stop: asyncio.Event) -> T | Abandoned:
+    """``future``'s value (or exception); ``ABANDONED`` when ``stop`` comes first. ``future`` is
+    cancelled when it is walked away from, and when the awaiting task is cancelled."""
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     waiters: set[asyncio.Future[Any]] = {future, stopping}
     try:

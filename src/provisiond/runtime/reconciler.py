@@ -49,7 +49,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import structlog
@@ -357,38 +357,15 @@ class Reconciler:
         loaded = await self._load_spec(stop)
         desired = self._spec.desired
         if not loaded:
-            return CycleResult(
-                cid,
-                self._clock() - started,
-                reasons,
-                desired=desired,
-                error="stopped during the spec load",
-                spec_error=self._spec.error,
-                read_only=self.read_only,
-            )
+            return self._failed(cid, reasons, started, desired, "stopped during the spec load")
         if desired is None:
-            return CycleResult(
-                cid,
-                self._clock() - started,
-                reasons,
-                error="no valid spec loaded yet",
-                spec_error=self._spec.error,
-                read_only=self.read_only,
-            )
+            return self._failed(cid, reasons, started, None, "no valid spec loaded yet")
         try:
             observed = await self._observe(stop)
         except ACCESS_ERRORS as exc:
             return self._no_access(cid, reasons, started, desired, exc)
         if observed is None:
-            return CycleResult(
-                cid,
-                self._clock() - started,
-                reasons,
-                desired=desired,
-                error="stopped during the observation",
-                spec_error=self._spec.error,
-                read_only=self.read_only,
-            )
+            return self._failed(cid, reasons, started, desired, "stopped during the observation")
         if self._access is not None:
             log.info("proxmox_access_restored", cause=self._access.kind)
             self._access = None
@@ -432,19 +409,8 @@ class Reconciler:
 
     async def _observe(self, stop: asyncio.Event) -> ObservedState | None:
         """The observation, or None when stop came first: it is abandoned, not waited for."""
-        observing = asyncio.ensure_future(self._reader.observe())
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({observing, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            observing.cancel()
-            raise
-        finally:
-            stopping.cancel()
-        if not observing.done():
-            observing.cancel()
-            return None
-        return observing.result()
+        observed = await offload.unless_stopped(asyncio.ensure_future(self._reader.observe()), stop)
+        return None if observed is offload.ABANDONED else observed
 
     def _no_access(
         self,
@@ -463,15 +429,28 @@ class Reconciler:
         else:
             self._access = _Access(kind, message)
             log.error("proxmox_access_failed", cause=kind, error=message)
+        return replace(
+            self._failed(cid, reasons, started, desired, message),
+            # nothing could be read: the observation is the empty, incomplete one (not ready)
+            observed=ObservedState(unobserved=Unobserved(lists=("cluster/resources",))),
+            access=kind,
+        )
+
+    def _failed(
+        self,
+        cid: int,
+        reasons: tuple[str, ...],
+        started: float,
+        desired: DesiredState | None,
+        error: str,
+    ) -> CycleResult:
+        """A cycle that ended before its plan: nothing planned or executed, ``error`` says why."""
         return CycleResult(
             cid,
             self._clock() - started,
             reasons,
             desired=desired,
-            # nothing could be read: the observation is the empty, incomplete one (not ready)
-            observed=ObservedState(unobserved=Unobserved(lists=("cluster/resources",))),
-            error=message,
+            error=error,
             spec_error=self._spec.error,
             read_only=self.read_only,
-            access=kind,
         )

@@ -18,9 +18,10 @@ the fresh config that the disk exists and is still smaller than wanted.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
-from typing import TypeVar
+from functools import partial
+from typing import Protocol, TypeVar
 
 from provisiond.core.actions import Configure, GrowDisk
 from provisiond.core.drift import config_drift
@@ -35,6 +36,13 @@ from provisiond.runtime.actions.context import (
 )
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class _DigestWrite(Protocol[T_co]):
+    """A ``ProxmoxWriter`` call with all but the VM and the digest given (``functools.partial``)."""
+
+    def __call__(self, *, host: str, vmid: int, digest: str | None) -> Awaitable[T_co]: ...
 
 
 async def _fresh(vmid: int, host: str, what: str, ctx: ActionContext) -> VMConfigRead:
@@ -57,10 +65,17 @@ async def _fresh(vmid: int, host: str, what: str, ctx: ActionContext) -> VMConfi
     return read
 
 
-async def _write(what: str, fn: Callable[[], Awaitable[T]], ctx: ActionContext) -> T:
-    """A write carrying the digest just read; a stale digest requeues the VM (never re-sent)."""
+async def _write(
+    what: str,
+    write: _DigestWrite[T],
+    a: Configure | GrowDisk,
+    read: VMConfigRead,
+    ctx: ActionContext,
+) -> T:
+    """``write`` to ``a``'s VM on its host, carrying the digest of ``read``; a stale digest
+    requeues the VM (never re-sent)."""
     try:
-        return await ctx.call(what, fn)
+        return await ctx.call(what, lambda: write(host=a.host, vmid=a.vmid, digest=read.digest))
     except StaleDigestError as exc:
         raise RequeueSignal(f"{what}: changed since read ({exc}); requeued") from exc
 
@@ -85,17 +100,8 @@ async def configure(a: Configure, ctx: ActionContext) -> None:
     todo = still_needed(a, read, ctx)
     if not todo.values and not todo.delete:
         raise AdoptedSignal(f"VM {a.vmid}: the config just read already has it")
-    await _write(
-        f"configure {a.vmid}",
-        lambda: ctx.writer.configure(
-            host=a.host,
-            vmid=a.vmid,
-            values=todo.values,
-            delete=todo.delete,
-            digest=read.digest,
-        ),
-        ctx,
-    )
+    configure = partial(ctx.writer.configure, values=todo.values, delete=todo.delete)
+    await _write(f"configure {a.vmid}", configure, a, read, ctx)
 
 
 async def grow(a: GrowDisk, ctx: ActionContext) -> None:
@@ -105,15 +111,6 @@ async def grow(a: GrowDisk, ctx: ActionContext) -> None:
         raise PermanentError(f"resize {a.vmid}: disk {a.disk} does not exist")
     if disk.size_bytes >= a.size_bytes:
         raise AdoptedSignal(f"VM {a.vmid} {a.disk} is already {disk.size_bytes} bytes")
-    ref = await _write(
-        f"resize {a.vmid}",
-        lambda: ctx.writer.resize(
-            host=a.host,
-            vmid=a.vmid,
-            disk=a.disk,
-            size_bytes=a.size_bytes,
-            digest=read.digest,
-        ),
-        ctx,
-    )
+    resize = partial(ctx.writer.resize, disk=a.disk, size_bytes=a.size_bytes)
+    ref = await _write(f"resize {a.vmid}", resize, a, read, ctx)
     await ctx.tasks.wait(ref, f"resize {a.vmid} {a.disk}")

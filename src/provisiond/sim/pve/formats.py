@@ -13,7 +13,7 @@ defined (missing 'custom-' prefix?)``. The CPU-set text is approximated (docs/si
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _STARTUP_PART = re.compile(r"^(?:(?:order=)?\d+|up=\d+|down=\d+)$")
 _HOTPLUG = frozenset({"network", "disk", "cpu", "memory", "usb", "cloudinit"})
@@ -21,11 +21,34 @@ _CPUSET = re.compile(r"^\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*$")
 _POOLID = re.compile(r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+){0,2}$")
 _STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
 _NUMBERED = re.compile(r"^([a-z]+)(\d+)$")
+_VMID = re.compile(r"^[1-9][0-9]{2,8}$")
 
 
 def split_list(value: str) -> list[str]:
     """pve-common ``split_list``: items separated by ``,``, ``;``, or whitespace."""
     return [v for v in re.split(r"[,;\s]+", value) if v]
+
+
+def matching(pattern: re.Pattern[str], die: str) -> Callable[[str], None]:
+    """The check of a format that is one regular expression: ``ValueError`` with ``die`` (its
+    ``{value}`` filled in) when ``pattern`` does not match."""
+
+    def check(value: str) -> None:
+        if not pattern.match(value):
+            raise ValueError(die.format(value=value))
+
+    return check
+
+
+def each_matching(pattern: re.Pattern[str], die: str) -> Callable[[str], None]:
+    """``matching`` for every item of a ``split_list`` (``{value}``: the item that fails)."""
+    item_check = matching(pattern, die)
+
+    def check(value: str) -> None:
+        for item in split_list(value):
+            item_check(item)
+
+    return check
 
 
 def _propstring_parts(value: str) -> Iterator[tuple[str | None, str]]:
@@ -62,26 +85,10 @@ def hotplug_features(value: str) -> None:
             raise ValueError(f"invalid hotplug feature '{feature}'")
 
 
-def cpuset(value: str) -> None:
-    if not _CPUSET.match(value):
-        raise ValueError(f"unable to parse cpuset '{value}'")
-
-
-def poolid(value: str) -> None:
-    if not _POOLID.match(value):
-        raise ValueError(f"pool name '{value}' contains illegal characters")
-
-
-def vmid_list(value: str) -> None:
-    for item in split_list(value):
-        if not re.match(r"^[1-9][0-9]{2,8}$", item):
-            raise ValueError(f"value '{item}' does not look like a valid VM ID")
-
-
-def storage_id_list(value: str) -> None:
-    for item in split_list(value):
-        if not _STORAGE_ID.match(item):
-            raise ValueError(f"storage ID '{item}' contains illegal characters")
+cpuset = matching(_CPUSET, "unable to parse cpuset '{value}'")
+poolid = matching(_POOLID, "pool name '{value}' contains illegal characters")
+vmid_list = each_matching(_VMID, "value '{value}' does not look like a valid VM ID")
+storage_id_list = each_matching(_STORAGE_ID, "storage ID '{value}' contains illegal characters")
 
 
 # qemu-server CPUConfig: the built-in CPU models a VM's ``cpu`` may name, and the flags a VM may set

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from provisiond.sim.pve.formats import matching
 from provisiond.sim.pve.params.qemu import DISKS, NUMBERED
 
 _MAC = re.compile(r"^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$", re.IGNORECASE)
@@ -25,9 +26,7 @@ _STORAGE = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
 _NUMBERED = re.compile(r"^([a-z]+)(\d+)$")
 
 
-def mac_addr(value: str) -> None:
-    if not _MAC.match(value):
-        raise ValueError("value does not look like a valid unicast MAC address")
+mac_addr = matching(_MAC, "value does not look like a valid unicast MAC address")
 
 
 def _is_ip(value: str, version: int) -> bool:
@@ -73,19 +72,9 @@ def address(value: str) -> None:
         raise ValueError(f"value does not look like a valid address: {value}")
 
 
-def disk_size(value: str) -> None:
-    if not _SIZE.match(value):
-        raise ValueError(f"value does not look like a valid disk size: {value}")
-
-
-def bridge_id(value: str) -> None:
-    if not _BRIDGE.match(value):
-        raise ValueError(f"invalid bridge ID '{value}'")
-
-
-def volume_id(value: str) -> None:
-    if not _VOLUME.match(value):
-        raise ValueError(f"unable to parse volume ID '{value}'")
+disk_size = matching(_SIZE, "value does not look like a valid disk size: {value}")
+bridge_id = matching(_BRIDGE, "invalid bridge ID '{value}'")
+volume_id = matching(_VOLUME, "unable to parse volume ID '{value}'")
 
 
 def volume_id_or_absolute_path(value: str) -> None:

@@ -85,6 +85,19 @@ def _root(*privs: str, any_: bool = False) -> Rule:
     return Rule(Perm("/", privs, any_))
 
 
+def _ha_collection(collection: str, item: str) -> dict[tuple[str, str], Rule]:
+    """An HA configuration collection (resources, rules): list it and read an item with
+    Sys.Audit on ``/``; create, update and delete with Sys.Console."""
+    read, write = _root("Sys.Audit"), _root("Sys.Console")
+    return {
+        ("GET", collection): read,
+        ("POST", collection): write,
+        ("GET", item): read,
+        ("PUT", item): write,
+        ("DELETE", item): write,
+    }
+
+
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/version"): ALL,
     ("GET", "/access/permissions"): ALL,
@@ -104,19 +117,11 @@ RULES: dict[tuple[str, str], Rule] = {
             )
         )
     ),
-    ("GET", "/cluster/ha/resources"): _root("Sys.Audit"),
-    ("POST", "/cluster/ha/resources"): _root("Sys.Console"),
-    ("GET", "/cluster/ha/resources/{sid}"): _root("Sys.Audit"),
-    ("PUT", "/cluster/ha/resources/{sid}"): _root("Sys.Console"),
-    ("DELETE", "/cluster/ha/resources/{sid}"): _root("Sys.Console"),
+    **_ha_collection("/cluster/ha/resources", "/cluster/ha/resources/{sid}"),
     ("POST", "/cluster/ha/resources/{sid}/migrate"): _root("Sys.Console"),
     ("POST", "/cluster/ha/resources/{sid}/relocate"): _root("Sys.Console"),
     ("GET", "/cluster/ha/groups"): _root("Sys.Audit"),
-    ("GET", "/cluster/ha/rules"): _root("Sys.Audit"),
-    ("POST", "/cluster/ha/rules"): _root("Sys.Console"),
-    ("GET", "/cluster/ha/rules/{rule}"): _root("Sys.Audit"),
-    ("PUT", "/cluster/ha/rules/{rule}"): _root("Sys.Console"),
-    ("DELETE", "/cluster/ha/rules/{rule}"): _root("Sys.Console"),
+    **_ha_collection("/cluster/ha/rules", "/cluster/ha/rules/{rule}"),
     # user: all passes; without the check's Sys.Audit on / the handler answers fewer options
     ("GET", "/cluster/options"): Rule(Perm("/", ("Sys.Audit",)), user="all"),
     ("GET", "/cluster/ha/status/current"): _root("Sys.Audit"),
