@@ -1,6 +1,7 @@
-"""kubectl (``scripts/tools``: the machine's, or a current one in ``.tools/bin``) against the simulator through a written kubeconfig:
-``get nodes -o json``, ``label``, ``taint``, ``cordon``/``uncordon``, and a label patch the
-server rejects (kubectl checks label syntax itself, so ``label`` never sends a bad one)."""
+"""kubectl (the machine's, or a current one ``scripts/tools`` put in ``.tools/bin``) against the
+simulator through a written kubeconfig: ``get nodes -o json``, ``label``, ``taint``,
+``cordon``/``uncordon``, and a label patch the server rejects (kubectl checks label syntax
+itself, so ``label`` never sends a bad one)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tools_support import tool
 
 from provisiond.sim.kube import KubeSim
+from tools_support import tool
 
 pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def kubectl(kube: KubeSim, tmp_path: Path):  # type: ignore[no-untyped-def]

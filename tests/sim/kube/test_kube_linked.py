@@ -13,12 +13,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 from proxmoxer.tools import Tasks
-from tools_support import tool
 
 from provisiond.core.topology import Topology
 from provisiond.sim.kube import KubeSim, Membership, start_linked
 from provisiond.sim.kube.testing import api_client
 from provisiond.sim.pve.testing import proxmox_client, running_simulator
+from tools_support import tool
 
 pytestmark = pytest.mark.integration
 
