@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 import ssl
 import threading
@@ -344,11 +343,25 @@ class ProxmoxClient:
             threading.Thread(target=work, name="proxmox-request", daemon=True).start()
             return await done
 
-    # ``request`` with its method given: ``await client.get(template, params, **path)``
-    get = functools.partialmethod(request, "GET")
-    post = functools.partialmethod(request, "POST")
-    put = functools.partialmethod(request, "PUT")
-    delete = functools.partialmethod(request, "DELETE")
+    async def get(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("GET", template, params, **path)
+
+    async def post(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("POST", template, params, **path)
+
+    async def put(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("PUT", template, params, **path)
+
+    async def delete(
+        self, template: str, /, params: Mapping[str, Any] | None = None, **path: str | int
+    ) -> Any:
+        return await self.request("DELETE", template, params, **path)
 
     def close(self) -> None:
         """Drop the idle clients. Requests under way are not waited for (daemon threads)."""
