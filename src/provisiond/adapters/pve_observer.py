@@ -6,13 +6,33 @@ for adoption). Everything else is cached and refreshed on a slower period (``cac
 when the resource list shows a change:
 - a VM's config and pending changes — one ``GET …/pending`` gives both (``value`` is the current
   value, ``pending``/``delete`` the change waiting for a reboot) — refetched when the VM's
-  resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
-  wrote to it or read it to act on it (``invalidate``), and once per ``cache_ttl`` on the VM's
-  own phase, so the refreshes are spread evenly over the cycles (``_fresh``);
+  resource entry changes (host, status, lock, tags, name, cpus, memory), when its ``uptime``
+  there went down (restarted between two cycles, so its status looked unchanged), when the
+  executor wrote to it or read it to act on it (``invalidate``), and on the VM's own phase
+  (``_fresh``, so the refreshes are spread evenly over the cycles): once per ``cache_ttl`` for
+  a VM a fleet owns (or a template), once per ``foreign_cache_ttl`` for a *foreign* one
+  (``core.ownership.owner`` finds no fleet in its tags nor the clone's marker in its
+  description);
 - per-host storage (``/nodes/{n}/storage``) and PCI devices (``/nodes/{n}/hardware/pci``) —
   once per ``cache_ttl`` on the host's own phase (its rank among the cluster's hosts), so the
   two lists of 200 hosts come due a few at a time, not all 400 in one cycle;
 - PCI mappings (``/cluster/mapping/pci``: one request) once per ``cache_ttl``.
+
+Why a foreign VM's config may be older (``foreign_cache_ttl``, default 1,800 s, against 300 s):
+provisiond never acts on a foreign VM (a fleet that adopts one acts only after a fresh read —
+``vm_config`` — and its first write, the ownership tags, changes ``tags``); what it takes from
+that config is what the VM holds — GPUs (``hostpciN: mapping=``, current and pending) and the
+storages of its disks — for the accounting of hosts and mappings. Its cores, memory, host,
+status, lock and tags are in ``/cluster/resources``, read every cycle, and a change to any of
+them re-reads the config at once. ``hostpciN`` is not hot-pluggable (SEMANTICS §5): on a running
+VM a hand-made change stays pending until the VM is restarted, and a restart is a status change
+or a lower ``uptime`` — re-read the next cycle. A mapped device is bound at start, among the
+mapping's devices not in use (SEMANTICS §5), so PVE never gives one device to two running VMs:
+a stopped foreign VM given a GPU by hand is refused its start if the device is in use, and its
+start re-reads it. Noticed later — within ``foreign_cache_ttl`` plus a cycle — is a config-only
+change to a foreign VM that needs no restart: on a stopped one a GPU it now claims (until
+then provisiond may start a fleet's VM on that device, and PVE refuses the foreign VM's start),
+a disk on another storage; on a running one a hot-plugged NIC or disk, its description.
 
 The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM's host — one
 request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
@@ -52,6 +72,7 @@ from provisiond.core.observed import (
     VMConfig,
     VMStatus,
 )
+from provisiond.core.ownership import owner
 from provisiond.core.ports import VMConfigRead
 from provisiond.core.pveconfig import parse_config, parse_tags, split_props
 
@@ -67,6 +88,7 @@ class _Cached(Generic[T]):
     value: T
     at: float
     signature: tuple[object, ...] = ()
+    foreign: bool = False  # a VM config no fleet owns: refreshed once per foreign_cache_ttl
 
 
 def _pve_bool(value: object) -> bool:
@@ -127,14 +149,25 @@ class ProxmoxObserver:
         client: ProxmoxClient,
         *,
         cache_ttl: float = 300.0,
+        foreign_cache_ttl: float | None = None,
         self_vmid: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``foreign_cache_ttl``: the periodic refresh of foreign VMs' configs (None: as
+        ``cache_ttl``); never shorter than ``cache_ttl`` (``DaemonSettings`` checks it too)."""
+        if foreign_cache_ttl is not None and foreign_cache_ttl < cache_ttl:
+            raise ValueError(
+                f"foreign_cache_ttl ({foreign_cache_ttl:g} s) is shorter than cache_ttl"
+                f" ({cache_ttl:g} s)"
+            )
         self._client = client
         self._ttl = cache_ttl
+        self._foreign_ttl = cache_ttl if foreign_cache_ttl is None else foreign_cache_ttl
         self._self_vmid = self_vmid
         self._clock = clock
         self._configs: dict[int, _Cached[tuple[VMConfig, VMConfig | None]]] = {}
+        # each running VM's uptime when last seen: lower now means it was restarted meanwhile
+        self._uptimes: dict[int, int] = {}
         self._mappings: _Cached[tuple[PciMapping, ...]] | None = None
         self._storages: dict[str, _Cached[tuple[Storage, ...]]] = {}
         self._pci: dict[str, _Cached[tuple[PciDevice, ...]]] = {}
@@ -157,8 +190,10 @@ class ProxmoxObserver:
         entry: _Cached[Any] | None,
         signature: tuple[object, ...] = (),
         phase: float | None = None,
+        ttl: float | None = None,
     ) -> bool:
-        """Cached, unchanged and not due for its periodic refresh.
+        """Cached, unchanged and not due for its periodic refresh (every ``ttl``, by default
+        ``cache_ttl``).
 
         Without ``phase``: younger than ``cache_ttl``. With ``phase`` (in [0, 1): a VM's
         ``_vm_phase``, a host's rank): the entry's refreshes fall on its own phase of a
@@ -170,10 +205,11 @@ class ProxmoxObserver:
         if entry is None or entry.signature != signature:
             return False
         now = self._clock()
+        period = self._ttl if ttl is None else ttl
         if phase is None:
-            return now - entry.at < self._ttl
-        offset = phase * self._ttl
-        return (now + offset) // self._ttl == (entry.at + offset) // self._ttl
+            return now - entry.at < period
+        offset = phase * period
+        return (now + offset) // period == (entry.at + offset) // period
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
@@ -343,8 +379,13 @@ class ProxmoxObserver:
         vmid = int(item["vmid"])
         signature = _vm_signature(item)
         cached = self._configs.get(vmid)
-        if self._fresh(cached, signature, phase=_vm_phase(vmid)):
+        uptime = int(item["uptime"]) if item.get("uptime") is not None else None
+        seen = self._uptimes.get(vmid)
+        restarted = uptime is not None and seen is not None and uptime < seen
+        ttl = self._foreign_ttl if cached is not None and cached.foreign else self._ttl
+        if not restarted and self._fresh(cached, signature, phase=_vm_phase(vmid), ttl=ttl):
             assert cached is not None
+            self._remember_uptime(vmid, uptime)
             return cached.value
         try:
             data = await self._client.get(
@@ -353,10 +394,23 @@ class ProxmoxObserver:
         except ProvisiondError as exc:
             log.warning("observe_failed", what="vm config", vmid=vmid, error=str(exc))
             failed.append(vmid)
+            # the uptime is not remembered: a restart seen now is still news next cycle
             return cached.value if cached else (None, None)
         value = _configs_from_pending(list(data or []))
-        self._configs[vmid] = _Cached(value, self._clock(), signature)
+        # Owned or not by core's own rule (tags from the resource entry, the clone's marker in
+        # the description just read): fixed while the entry is, as the tags are its signature.
+        # Templates count as owned: fleets clone from them.
+        vm = self._vm(item, value)
+        foreign = not vm.template and owner(vm) is None
+        self._configs[vmid] = _Cached(value, self._clock(), signature, foreign)
+        self._remember_uptime(vmid, uptime)
         return value
+
+    def _remember_uptime(self, vmid: int, uptime: int | None) -> None:
+        if uptime is None:
+            self._uptimes.pop(vmid, None)
+        else:
+            self._uptimes[vmid] = uptime
 
     # -- the snapshot ---------------------------------------------------------------------------
 
@@ -413,6 +467,9 @@ class ProxmoxObserver:
         for vmid in list(self._configs):
             if vmid not in present:
                 del self._configs[vmid]
+        for vmid in list(self._uptimes):
+            if vmid not in present:
+                del self._uptimes[vmid]
 
         failed: list[int] = []
         host_failed: dict[str, list[str]] = {str(n["node"]): [] for n in nodes}
