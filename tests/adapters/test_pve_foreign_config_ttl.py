@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 
 from provisiond.adapters.proxmox import ProxmoxClient, ProxmoxConnection
-from provisiond.adapters.pve_observer import ProxmoxObserver, _vm_phase
+from provisiond.adapters.pve_observer import ProxmoxObserver
+from provisiond.adapters.pve_vmconfigs import vm_phase
 from provisiond.sim.pve.generator import generate
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import running_simulator
@@ -48,10 +49,10 @@ def _running(sim: SimHandle, vmid: int) -> bool:
 
 
 def _early(vmids: list[int]) -> list[int]:
-    """VMs whose phase (``_vm_phase``) is below 0.4: none of them comes due in the first three
+    """VMs whose phase (``vm_phase``) is below 0.4: none of them comes due in the first three
     cycles (owned: at 100 - 100 x phase > 60 s; foreign: at 600 - 600 x phase > 360 s), so any
     read then is an immediate one."""
-    return [v for v in vmids if _vm_phase(v) < 0.4]
+    return [v for v in vmids if vm_phase(v) < 0.4]
 
 
 def _reads(sim: SimHandle) -> Counter[int]:
