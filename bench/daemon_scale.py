@@ -12,11 +12,12 @@ what the generator gave that VM (cores, memory, its own tags, its GPU, stopped w
 adopting it is one write: the ownership tags. The rest of the cluster is foreign and observed
 only.
 
-``daemon.interval`` and ``daemon.cache_ttl`` are the defaults (60 s, 300 s), times ``--scale``
-if given. Scaling them down does not keep a cycle's cost: a cycle's own time does not scale, and
-at 10,000 VMs the configs alone come due at ``10,000 / cache_ttl`` reads per second (33 with the
-default, 167 with a 60 s TTL — more than this machine served, so every cycle read everything);
-with ``--scale`` the per-cycle counts for the defaults are estimated from the measured ones
+``daemon.interval``, ``daemon.cache_ttl`` and ``daemon.foreign_cache_ttl`` are the defaults
+(60 s, 300 s, 1,800 s), times ``--scale`` if given. Scaling them down does not keep a cycle's
+cost: a cycle's own time does not scale, and the configs alone come due at ``owned / cache_ttl
++ foreign / foreign_cache_ttl`` reads per second (with one TTL for all, 10,000 VMs and a 60 s
+TTL made 167 — more than this machine served, so every cycle read everything); with ``--scale``
+the per-cycle counts for the defaults are estimated from the measured cycle times
 (``defaults_estimate``).
 
 Measured, by reading the daemon's JSON log line by line as it is written: adoption (from the
@@ -55,6 +56,7 @@ from provisiond.sim.pve.snapshot import to_yaml
 
 DEFAULT_INTERVAL = 60.0  # daemon.interval default
 DEFAULT_TTL = 300.0  # daemon.cache_ttl default
+DEFAULT_FOREIGN_TTL = 1800.0  # daemon.foreign_cache_ttl default
 PER_HOST = ("/nodes/{node}/storage", "/nodes/{node}/hardware/pci")
 CONFIG = "/nodes/{node}/qemu/{vmid}/pending"
 
@@ -233,19 +235,21 @@ async def daemon(settings_file: Path, run: Run, *, steady_for: float, log: Path)
         copy.close()
 
 
-def defaults_estimate(steady: list[Cycle], vms: int, hosts: int) -> str:
-    """Requests per cycle with the default interval and TTL, from the measured counts.
+def defaults_estimate(steady: list[Cycle], vms: int, owned: int, hosts: int) -> str:
+    """Requests per cycle with the default interval and TTLs, from the measured cycle times.
 
-    Each VM's config, each host's two lists and the mappings are read once per TTL; per cycle
-    that is (count) * (cycle period) / TTL on average, the period being ``interval`` plus the
-    cycle's own time (which does not scale). The two cluster-wide lists come every cycle."""
+    Each owned VM's config, each host's two lists and the mappings are read once per TTL, each
+    foreign VM's config once per foreign TTL; per cycle that is (count) * (cycle period) / TTL
+    on average, the period being ``interval`` plus the cycle's own time (which does not scale).
+    The two cluster-wide lists come every cycle."""
     period = DEFAULT_INTERVAL + statistics.mean(c.seconds for c in steady)
     share = period / DEFAULT_TTL
+    configs = owned * share + (vms - owned) * period / DEFAULT_FOREIGN_TTL
     return (
         f"with the defaults ({DEFAULT_INTERVAL:.0f} s + a {period - DEFAULT_INTERVAL:.1f} s "
-        f"cycle, TTL {DEFAULT_TTL:.0f} s): {2 + (vms + 2 * hosts + 1) * share:.0f} requests per "
-        f"cycle on average ({vms * share:.0f} config reads, {2 * hosts * share:.0f} host lists "
-        f"when phased; {2 * hosts} in one cycle of {DEFAULT_TTL / period:.1f} when not)"
+        f"cycle, TTLs {DEFAULT_TTL:.0f} s / foreign {DEFAULT_FOREIGN_TTL:.0f} s): "
+        f"{2 + configs + (2 * hosts + 1) * share:.0f} requests per cycle on average "
+        f"({configs:.0f} config reads, {2 * hosts * share:.0f} host lists)"
     )
 
 
@@ -285,19 +289,21 @@ def report(run: Run, args: argparse.Namespace) -> None:
     )
     print(f"  daemon RSS: mean {statistics.mean(rss):.0f} MiB, max {max(rss):.0f} MiB")
     if args.scale != 1:
-        print("  " + defaults_estimate(steady, args.vms, args.hosts))
+        print("  " + defaults_estimate(steady, args.vms, min(args.owned, args.vms), args.hosts))
 
 
 async def main_async(args: argparse.Namespace) -> None:
     topology = generate(hosts=args.hosts, vms=args.vms, gpus=args.gpus, seed=1)
     interval, ttl = DEFAULT_INTERVAL * args.scale, DEFAULT_TTL * args.scale
+    foreign_ttl = DEFAULT_FOREIGN_TTL * args.scale
     with tempfile.TemporaryDirectory(prefix="daemon-scale-") as tmp:
         d = Path(tmp)
         (d / "topology.yaml").write_text(to_yaml(topology))
         (d / "fleet.yaml").write_text(json.dumps(fleet(topology, args.owned)))
         print(
             f"{args.vms:,} VMs on {args.hosts} hosts ({args.gpus} GPUs), {args.owned:,} owned;"
-            f" interval {interval:g} s, cache_ttl {ttl:g} s; logs in {d}",
+            f" interval {interval:g} s, cache_ttl {ttl:g} s, foreign_cache_ttl {foreign_ttl:g} s;"
+            f" logs in {d}",
             flush=True,
         )
         async with simulator(d / "topology.yaml", d / "sim.log") as sim:
@@ -312,7 +318,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 },
                 "log": {"format": "json", "level": "info"},
                 "spec": {"paths": [str(d / "fleet.yaml")]},
-                "daemon": {"interval": interval, "cache_ttl": ttl},
+                "daemon": {
+                    "interval": interval,
+                    "cache_ttl": ttl,
+                    "foreign_cache_ttl": foreign_ttl,
+                },
                 "metrics": {"bind": "127.0.0.1:0"},
             }
             (d / "settings.yaml").write_text(json.dumps(settings))

@@ -78,7 +78,11 @@ def settings(sim: SimHandle, spec: Path) -> Settings:
             "ca_bundle": sim.ca_path,
         },  # type: ignore[arg-type]
         spec={"paths": [spec]},  # type: ignore[arg-type]
-        daemon={"read_only": True, "cache_ttl": 3600},  # type: ignore[arg-type]
+        daemon={  # type: ignore[arg-type]
+            "read_only": True,
+            "cache_ttl": 3600,
+            "foreign_cache_ttl": 3600,
+        },
         metrics={"bind": "127.0.0.1:0"},  # type: ignore[arg-type]
     )
 
@@ -87,7 +91,9 @@ def bare(s: Settings) -> tuple[ProxmoxClient, Reconciler]:
     """The runtime without telemetry: no listener, no request hook."""
     conn = app.proxmox_connection(s)
     client = ProxmoxClient(conn)
-    observer = ProxmoxObserver(client, cache_ttl=s.daemon.cache_ttl)
+    observer = ProxmoxObserver(
+        client, cache_ttl=s.daemon.cache_ttl, foreign_cache_ttl=s.daemon.foreign_cache_ttl
+    )
     executor = Executor(observer, ProxmoxActions(client, invalidate=observer.invalidate))
     reconciler = Reconciler(
         SpecFiles(s.spec.paths), observer, executor, app.planner(), read_only=True

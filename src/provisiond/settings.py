@@ -182,6 +182,11 @@ class DaemonSettings(BaseModel):
         ge=0,
         description="seconds VM configs, mappings, storage and PCI lists are cached",
     )
+    foreign_cache_ttl: float = Field(
+        default=1800.0,
+        gt=0,
+        description="seconds the configs of VMs no fleet owns are cached (>= cache_ttl)",
+    )
     self_vmid: int | None = Field(
         default=None, ge=100, description="VMID of the VM provisiond runs in: never disrupted"
     )
@@ -196,6 +201,15 @@ class DaemonSettings(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$",
         description="this cluster's name in MQTT topics (default: proxmox.url's host name)",
     )
+
+    @model_validator(mode="after")
+    def _foreign_not_fresher(self) -> DaemonSettings:
+        if self.foreign_cache_ttl < self.cache_ttl:
+            raise ValueError(
+                f"foreign_cache_ttl ({self.foreign_cache_ttl:g} s) must be at least"
+                f" cache_ttl ({self.cache_ttl:g} s): raise it with cache_ttl"
+            )
+        return self
 
 
 class ExecutorSettings(BaseModel):

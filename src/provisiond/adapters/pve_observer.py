@@ -6,13 +6,28 @@ for adoption). Everything else is cached and refreshed on a slower period (``cac
 when the resource list shows a change:
 - a VM's config and pending changes — one ``GET …/pending`` gives both (``value`` is the current
   value, ``pending``/``delete`` the change waiting for a reboot) — refetched when the VM's
-  resource entry changes (host, status, lock, tags, name, cpus, memory), when the executor
-  wrote to it or read it to act on it (``invalidate``), and once per ``cache_ttl`` on the VM's
-  own phase, so the refreshes are spread evenly over the cycles (``_fresh``);
+  resource entry changes (host, status, lock, tags, name, cpus, memory), when its ``uptime``
+  there went down (restarted between two cycles, so its status looked unchanged), when the
+  executor wrote to it or read it to act on it (``invalidate``), and on the VM's own phase
+  (spread evenly over the cycles; ``pve_vmconfigs``): once per ``cache_ttl`` for a VM a fleet
+  owns (or a template), once per ``foreign_cache_ttl`` for a *foreign* one
+  (``core.ownership.owner`` finds no fleet in its tags nor the clone's marker in its
+  description);
 - per-host storage (``/nodes/{n}/storage``) and PCI devices (``/nodes/{n}/hardware/pci``) —
   once per ``cache_ttl`` on the host's own phase (its rank among the cluster's hosts), so the
   two lists of 200 hosts come due a few at a time, not all 400 in one cycle;
 - PCI mappings (``/cluster/mapping/pci``: one request) once per ``cache_ttl``.
+
+Why a foreign VM's config may be older (docs/performance.md, "Foreign VMs' configs"): provisiond
+never acts on one (adopting it starts with a fresh read and a tag write); it takes from it only
+what the VM holds (GPUs, disks' storages); all else is in ``/cluster/resources``, whose changes
+re-read at once. ``hostpciN`` is not hot-pluggable (SEMANTICS §5): on a running VM a hand-made
+change is pending until a restart — a status change or a lower ``uptime``, re-read the next
+cycle; a mapped device binds at start among free ones, so PVE refuses a stopped foreign VM's
+start if its new GPU is in use, and its start re-reads it. Noticed only at the refresh (within
+``foreign_cache_ttl`` + a cycle): config-only changes that need no restart — a stopped VM's new
+GPU claim (meanwhile a fleet's VM may be given that device: PVE then refuses the foreign VM's
+start), a moved disk, a hot-plugged NIC, the description.
 
 The executor's fresh reads of one VM (``vm_status``, ``vm_config``) go to the VM's host — one
 request each, whatever the cluster's size; ``find_vm`` lists every VM and is for when the host
@@ -37,6 +52,7 @@ import structlog
 
 from provisiond.adapters.proxmox import ProxmoxClient
 from provisiond.adapters.pve_hareader import HaReader
+from provisiond.adapters.pve_vmconfigs import Configs, VmConfigs, on_phase
 from provisiond.core.errors import ACCESS_ERRORS, AuthError, PermanentError, ProvisiondError
 from provisiond.core.hacluster import HaRule
 from provisiond.core.observed import (
@@ -52,6 +68,7 @@ from provisiond.core.observed import (
     VMConfig,
     VMStatus,
 )
+from provisiond.core.ownership import owner
 from provisiond.core.ports import VMConfigRead
 from provisiond.core.pveconfig import parse_config, parse_tags, split_props
 
@@ -66,22 +83,10 @@ _STATUSES = {s.value: s for s in VMStatus}
 class _Cached(Generic[T]):
     value: T
     at: float
-    signature: tuple[object, ...] = ()
 
 
 def _pve_bool(value: object) -> bool:
     return str(value) in ("1", "true", "True")
-
-
-def _vm_phase(vmid: int) -> float:
-    """A VM's refresh phase: consecutive VMIDs land far apart, all of [0, 1) is used."""
-    return (vmid * 7919 % 1000) / 1000
-
-
-def _vm_signature(item: Mapping[str, Any]) -> tuple[object, ...]:
-    return tuple(
-        item.get(k) for k in ("node", "status", "lock", "tags", "name", "maxcpu", "maxmem")
-    )
 
 
 def _configs_from_pending(
@@ -127,14 +132,26 @@ class ProxmoxObserver:
         client: ProxmoxClient,
         *,
         cache_ttl: float = 300.0,
+        foreign_cache_ttl: float | None = None,
         self_vmid: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``foreign_cache_ttl``: the periodic refresh of foreign VMs' configs (None: as
+        ``cache_ttl``); never shorter than ``cache_ttl`` (``DaemonSettings`` checks it too)."""
+        if foreign_cache_ttl is not None and foreign_cache_ttl < cache_ttl:
+            raise ValueError(
+                f"foreign_cache_ttl ({foreign_cache_ttl:g} s) is shorter than cache_ttl"
+                f" ({cache_ttl:g} s)"
+            )
         self._client = client
         self._ttl = cache_ttl
         self._self_vmid = self_vmid
         self._clock = clock
-        self._configs: dict[int, _Cached[tuple[VMConfig, VMConfig | None]]] = {}
+        self._configs = VmConfigs(
+            ttl=cache_ttl,
+            foreign_ttl=cache_ttl if foreign_cache_ttl is None else foreign_cache_ttl,
+            clock=clock,
+        )
         self._mappings: _Cached[tuple[PciMapping, ...]] | None = None
         self._storages: dict[str, _Cached[tuple[Storage, ...]]] = {}
         self._pci: dict[str, _Cached[tuple[PciDevice, ...]]] = {}
@@ -143,7 +160,7 @@ class ProxmoxObserver:
 
     def invalidate(self, vmid: int) -> None:
         """Forget a VM's cached config (the executor wrote to it)."""
-        self._configs.pop(vmid, None)
+        self._configs.forget(vmid)
 
     def invalidate_rules(self) -> None:
         """Read the PVE 9.x HA rules again next cycle (the executor wrote one)."""
@@ -152,28 +169,15 @@ class ProxmoxObserver:
     async def ha_rules(self) -> tuple[HaRule, ...]:
         return await self._ha.rules()
 
-    def _fresh(
-        self,
-        entry: _Cached[Any] | None,
-        signature: tuple[object, ...] = (),
-        phase: float | None = None,
-    ) -> bool:
-        """Cached, unchanged and not due for its periodic refresh.
-
-        Without ``phase``: younger than ``cache_ttl``. With ``phase`` (in [0, 1): a VM's
-        ``_vm_phase``, a host's rank): the entry's refreshes fall on its own phase of a
-        ``cache_ttl``-long period — due once the clock has passed ``(k - phase) * cache_ttl``
-        for a ``k`` it had not passed at the last read — so each is re-read once per
-        ``cache_ttl`` (never staler than that while its phase stays) and, whatever the cold
-        cycle that filled them all, the refreshes of N entries are spread evenly: about
-        ``N * interval / cache_ttl`` per cycle, every cycle."""
-        if entry is None or entry.signature != signature:
+    def _fresh(self, entry: _Cached[Any] | None, phase: float | None = None) -> bool:
+        """Cached and not due for its periodic refresh: younger than ``cache_ttl``, or with
+        ``phase`` (a host's rank) not past its next phased refresh (``pve_vmconfigs.on_phase``,
+        the VM configs' rule)."""
+        if entry is None:
             return False
-        now = self._clock()
         if phase is None:
-            return now - entry.at < self._ttl
-        offset = phase * self._ttl
-        return (now + offset) // self._ttl == (entry.at + offset) // self._ttl
+            return self._clock() - entry.at < self._ttl
+        return on_phase(entry.at, self._clock(), phase, self._ttl)
 
     # -- cluster-wide reads -------------------------------------------------------------------
 
@@ -199,8 +203,7 @@ class ProxmoxObserver:
         for item in await self._client.get("/cluster/resources", {"type": "vm"}) or []:
             if item.get("type") == "qemu" and int(item["vmid"]) == vmid:
                 if item.get("status") == "unknown":  # its host is offline: do not ask it
-                    cached = self._configs.get(vmid)
-                    return self._vm(item, cached.value if cached else (None, None))
+                    return self._vm(item, self._configs.last(vmid) or (None, None))
                 # Fresh or cached-and-unchanged config: ownership (the description marker)
                 # and the effect of a write (caches are invalidated on write) are provable.
                 return self._vm(item, await self._get_config(item, []))
@@ -337,15 +340,11 @@ class ProxmoxObserver:
         self._pci[node] = _Cached(value, self._clock())
         return value
 
-    async def _get_config(
-        self, item: Mapping[str, Any], failed: list[int]
-    ) -> tuple[VMConfig | None, VMConfig | None]:
+    async def _get_config(self, item: Mapping[str, Any], failed: list[int]) -> Configs:
+        cached = self._configs.fresh(item)
+        if cached is not None:
+            return cached
         vmid = int(item["vmid"])
-        signature = _vm_signature(item)
-        cached = self._configs.get(vmid)
-        if self._fresh(cached, signature, phase=_vm_phase(vmid)):
-            assert cached is not None
-            return cached.value
         try:
             data = await self._client.get(
                 "/nodes/{node}/qemu/{vmid}/pending", node=str(item["node"]), vmid=vmid
@@ -353,9 +352,12 @@ class ProxmoxObserver:
         except ProvisiondError as exc:
             log.warning("observe_failed", what="vm config", vmid=vmid, error=str(exc))
             failed.append(vmid)
-            return cached.value if cached else (None, None)
+            return self._configs.last(vmid) or (None, None)
         value = _configs_from_pending(list(data or []))
-        self._configs[vmid] = _Cached(value, self._clock(), signature)
+        # Foreign by core's own rule (tags from the resource entry, the clone's marker in the
+        # description just read); templates count as owned: fleets clone from them.
+        vm = self._vm(item, value)
+        self._configs.store(item, value, foreign=not vm.template and owner(vm) is None)
         return value
 
     # -- the snapshot ---------------------------------------------------------------------------
@@ -408,11 +410,7 @@ class ProxmoxObserver:
         vm_items = sorted(
             (r for r in resources if r.get("type") == "qemu"), key=lambda r: int(r["vmid"])
         )
-        # Forget configs of VMs that no longer exist.
-        present = {int(r["vmid"]) for r in vm_items}
-        for vmid in list(self._configs):
-            if vmid not in present:
-                del self._configs[vmid]
+        self._configs.keep(int(r["vmid"]) for r in vm_items)
 
         failed: list[int] = []
         host_failed: dict[str, list[str]] = {str(n["node"]): [] for n in nodes}
@@ -462,10 +460,10 @@ class ProxmoxObserver:
             if str(item["node"]) in online:
                 vms.append(self._vm(item, next(online_vms)))
             else:
-                cached = self._configs.get(int(item["vmid"]))
-                if cached is None:
+                last = self._configs.last(int(item["vmid"]))
+                if last is None:
                     offline_configs.append(int(item["vmid"]))
-                vms.append(self._vm(item, cached.value if cached else (None, None)))
+                vms.append(self._vm(item, last or (None, None)))
         return ObservedState(
             hosts=hosts,
             mappings=mappings,

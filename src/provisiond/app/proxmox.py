@@ -79,7 +79,10 @@ def build_proxmox(
         conn, on_request=on_request, guard=fence.sending if fence is not None else None
     )
     observer = ProxmoxObserver(
-        client, cache_ttl=settings.daemon.cache_ttl, self_vmid=settings.daemon.self_vmid
+        client,
+        cache_ttl=settings.daemon.cache_ttl,
+        foreign_cache_ttl=settings.daemon.foreign_cache_ttl,
+        self_vmid=settings.daemon.self_vmid,
     )
     actions = ProxmoxActions(
         client,
