@@ -38,9 +38,10 @@ def test_defaults() -> None:
             r"daemon: foreign_cache_ttl \(120 s\) must be at least cache_ttl \(300 s\)",
         ),
         (
-            "daemon:\n  cache_ttl: 3600\n",  # the default foreign TTL is now too short
+            "daemon:\n  cache_ttl: 3600\n  foreign_cache_ttl: 1800\n",
             r"foreign_cache_ttl \(1800 s\) must be at least cache_ttl \(3600 s\)",
         ),
+        ("daemon:\n  cache_ttl: 0\n", r"daemon\.cache_ttl: Input should be greater than 0"),
         ("daemon:\n  foreign_cache_ttl: 0\n", r"foreign_cache_ttl: Input should be greater"),
         ("daemon:\n  foreign_cache_ttl: soon\n", r"daemon\.foreign_cache_ttl: Input should be"),
     ],
@@ -48,6 +49,13 @@ def test_defaults() -> None:
 def test_bad_foreign_cache_ttl(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(_write(tmp_path, text))
+
+
+def test_a_long_cache_ttl_alone_raises_the_foreign_default_with_it(tmp_path: Path) -> None:
+    daemon = load_settings(_write(tmp_path, "daemon:\n  cache_ttl: 3600\n")).daemon
+    assert (daemon.cache_ttl, daemon.foreign_cache_ttl) == (3600.0, 3600.0)
+    daemon = load_settings(_write(tmp_path, "daemon:\n  cache_ttl: 600\n")).daemon
+    assert (daemon.cache_ttl, daemon.foreign_cache_ttl) == (600.0, 1800.0)
 
 
 def test_equal_ttls_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

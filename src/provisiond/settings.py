@@ -179,13 +179,14 @@ class DaemonSettings(BaseModel):
     )
     cache_ttl: float = Field(
         default=300.0,
-        ge=0,
+        gt=0,
         description="seconds VM configs, mappings, storage and PCI lists are cached",
     )
     foreign_cache_ttl: float = Field(
         default=1800.0,
         gt=0,
-        description="seconds the configs of VMs no fleet owns are cached (>= cache_ttl)",
+        description="seconds the configs of VMs no fleet owns are cached (>= cache_ttl; "
+        "when not set and cache_ttl is longer, cache_ttl)",
     )
     self_vmid: int | None = Field(
         default=None, ge=100, description="VMID of the VM provisiond runs in: never disrupted"
@@ -204,6 +205,8 @@ class DaemonSettings(BaseModel):
 
     @model_validator(mode="after")
     def _foreign_not_fresher(self) -> DaemonSettings:
+        if "foreign_cache_ttl" not in self.model_fields_set:
+            self.foreign_cache_ttl = max(self.foreign_cache_ttl, self.cache_ttl)
         if self.foreign_cache_ttl < self.cache_ttl:
             raise ValueError(
                 f"foreign_cache_ttl ({self.foreign_cache_ttl:g} s) must be at least"
