@@ -206,3 +206,46 @@ def test_mqtt_secrets_join_the_redacted_values_and_the_cluster_names_the_topics(
     assert named.mqtt.prefix(named.cluster_name()) == "provisiond/lab"
     assert load_settings().cluster_name() == "default"
     assert load_settings().mqtt.enabled is False
+
+
+# -- daemon.cache_ttl and daemon.foreign_cache_ttl ------------------------------------------
+
+
+def test_cache_ttl_defaults() -> None:
+    daemon = load_settings().daemon
+    assert (daemon.cache_ttl, daemon.foreign_cache_ttl) == (300.0, 1800.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "daemon:\n  foreign_cache_ttl: 120\n",
+            r"daemon: foreign_cache_ttl \(120 s\) must be at least cache_ttl \(300 s\)",
+        ),
+        (
+            "daemon:\n  cache_ttl: 3600\n  foreign_cache_ttl: 1800\n",
+            r"foreign_cache_ttl \(1800 s\) must be at least cache_ttl \(3600 s\)",
+        ),
+        ("daemon:\n  cache_ttl: 0\n", r"daemon\.cache_ttl: Input should be greater than 0"),
+        ("daemon:\n  foreign_cache_ttl: 0\n", r"foreign_cache_ttl: Input should be greater"),
+        ("daemon:\n  foreign_cache_ttl: soon\n", r"daemon\.foreign_cache_ttl: Input should be"),
+    ],
+)
+def test_bad_foreign_cache_ttl(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(_write(tmp_path, text))
+
+
+def test_a_long_cache_ttl_alone_raises_the_foreign_default_with_it(tmp_path: Path) -> None:
+    daemon = load_settings(_write(tmp_path, "daemon:\n  cache_ttl: 3600\n")).daemon
+    assert (daemon.cache_ttl, daemon.foreign_cache_ttl) == (3600.0, 3600.0)
+    daemon = load_settings(_write(tmp_path, "daemon:\n  cache_ttl: 600\n")).daemon
+    assert (daemon.cache_ttl, daemon.foreign_cache_ttl) == (600.0, 1800.0)
+
+
+def test_equal_ttls_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "daemon:\n  cache_ttl: 600\n  foreign_cache_ttl: 600\n")
+    assert load_settings(path).daemon.foreign_cache_ttl == 600.0
+    monkeypatch.setenv("PROVISIOND_DAEMON__FOREIGN_CACHE_TTL", "7200")
+    assert load_settings(path).daemon.foreign_cache_ttl == 7200.0
