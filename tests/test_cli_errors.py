@@ -4,7 +4,6 @@ Every case runs the CLI as a process, as a user would (stdout a pipe, not a term
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -12,23 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import provisiond
 from provisiond.cli.main import COMMANDS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "config" / "examples"
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
-    clean.pop("COLUMNS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "provisiond", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={**clean, **(env or {})},
-        check=False,
-    )
+    return provisiond(*args, env=env)
 
 
 def test_apply_takes_sim_like_plan_and_does_not_wrap_in_a_pipe() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from provisiond.adapters.specfile import load_desired
 from provisiond.cli.sandbox import executor_settings
 from provisiond.core.desired import DesiredState
+from provisiond.settings import Settings
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import EXAMPLES
 
@@ -66,6 +67,21 @@ def write_settings(
         )
     )
     return cfg
+
+
+def in_process_settings(sim: SimHandle, spec: Path) -> Settings:
+    """Settings for a daemon built in this process (``app.build_daemon``) against ``sim``."""
+    tokenid, _, secret = sim.token.rpartition("=")
+    return Settings(
+        proxmox={
+            "url": sim.url,
+            "token_id": tokenid,
+            "token_secret": secret,
+            "ca_bundle": sim.ca_path,
+        },  # type: ignore[arg-type]
+        spec={"paths": [spec]},  # type: ignore[arg-type]
+        executor=EXECUTOR,  # type: ignore[arg-type]
+    )
 
 
 @dataclass

@@ -7,16 +7,15 @@ back from the simulator: without the flag nothing is resized, with it the disk g
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from e2e_support import write_settings
 
+from cli_support import provisiond
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import running_simulator
 
@@ -74,17 +73,7 @@ def world(tmp_path: Path) -> Iterator[tuple[SimHandle, Path]]:
 
 
 def apply(cfg: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
-    command = ("apply", "--config", str(cfg), "--auto-approve", *flags)
-    return subprocess.run(
-        [sys.executable, "-m", "provisiond", *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        check=False,
-    )
+    return provisiond("apply", "--config", str(cfg), "--auto-approve", *flags)
 
 
 def disk_size(sim: SimHandle) -> str:

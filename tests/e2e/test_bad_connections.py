@@ -10,10 +10,8 @@ error event per cause, a backoff, and SIGTERM honoured within 2 s even while Pro
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 from e2e_support import Proc, example, run_daemon, write_settings
 
+from cli_support import provisiond
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import running_simulator
 
@@ -52,16 +51,7 @@ def settings(tmp: Path, sim: SimHandle, **proxmox: Any) -> Path:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
-    return subprocess.run(
-        [sys.executable, "-m", "provisiond", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        check=False,
-    )
+    return provisiond(*args, timeout=60)
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

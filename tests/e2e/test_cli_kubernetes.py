@@ -12,9 +12,7 @@ and latency). One VM, running, whose node has joined; the spec wants a label on 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import pytest
 from e2e_support import run_daemon, write_settings
 
+from cli_support import provisiond
 from provisiond.sim.kube import KubeSim
 from provisiond.sim.kube.testing import running_kube
 from provisiond.sim.pve.testing import running_simulator
@@ -91,16 +90,7 @@ def world(tmp_path: Path) -> Iterator[tuple[KubeSim, Path]]:
 
 
 def plan(cfg: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
-    return subprocess.run(
-        [sys.executable, "-m", "provisiond", "plan", "--config", str(cfg), *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        check=False,
-    )
+    return provisiond("plan", "--config", str(cfg), *flags)
 
 
 def test_plan_says_kubernetes_was_not_observed(world: tuple[KubeSim, Path]) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from e2e_support import (
-    EXECUTOR,
     TIME_SCALE,
     check_world,
     converged,
@@ -24,6 +23,7 @@ from e2e_support import (
     example,
     gpu_pair,
     gpu_pair_fleet,
+    in_process_settings,
     run_daemon,
     start,
     write_settings,
@@ -35,7 +35,6 @@ from provisiond.core.actions import Action
 from provisiond.core.desired import DesiredState
 from provisiond.core.observed import VMStatus
 from provisiond.runtime.results import ActionResult, Outcome
-from provisiond.settings import Settings
 from provisiond.sim.pve.faults import FaultPlan
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.state import Cluster, VmState
@@ -48,20 +47,6 @@ CONFIG = "/nodes/{node}/qemu/{vmid}/config"
 START = "/nodes/{node}/qemu/{vmid}/status/start"
 MIGRATE = "/nodes/{node}/qemu/{vmid}/migrate"
 SHUTDOWN = "/nodes/{node}/qemu/{vmid}/status/shutdown"
-
-
-def _settings(sim: SimHandle, spec: Path) -> Settings:
-    tokenid, _, secret = sim.token.rpartition("=")
-    return Settings(
-        proxmox={
-            "url": sim.url,
-            "token_id": tokenid,
-            "token_secret": secret,
-            "ca_bundle": sim.ca_path,
-        },  # type: ignore[arg-type]
-        spec={"paths": [spec]},  # type: ignore[arg-type]
-        executor=EXECUTOR,  # type: ignore[arg-type]
-    )
 
 
 def _mutating(sim: SimHandle) -> dict[tuple[str, str], int]:
@@ -84,7 +69,7 @@ async def test_each_example_converges_and_a_converged_world_makes_no_mutating_ca
     desired = desired_of(name)
     with running_simulator(name, time_scale=TIME_SCALE) as sim:
         before = {v: sim.vm(v) for v in sim.vmids()}
-        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
+        built = app.build_daemon(in_process_settings(sim, example(name)), follow_up=0.05)
         try:
             for _ in range(10):
                 result = await built.reconciler.cycle()
@@ -468,7 +453,7 @@ async def test_under_30_percent_failing_requests_the_examples_converge_without_d
         sim.inject(START, method="POST", vmid=victim, status=503, times=7)
         if name == "astronomy-lab":
             sim.set_power(victim, "stopped")  # its VMs exist and run: give start something to do
-        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
+        built = app.build_daemon(in_process_settings(sim, example(name)), follow_up=0.05)
         try:
             await _converge(built)
             faults = sim.fault_counts()
@@ -512,7 +497,7 @@ async def test_a_host_offline_clones_nothing_for_its_vms_and_converges_when_it_r
         vmids = set(sim.vmids())
         on_node02 = {v for v in vmids if sim.vm(v).node == "node02"}  # type: ignore[union-attr]
         sim.host_offline("node02")
-        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
+        built = app.build_daemon(in_process_settings(sim, example(name)), follow_up=0.05)
         try:
             cycles = await _converge(built, cycles=20)
             last = built.reconciler.last
@@ -577,7 +562,7 @@ async def test_a_permanent_error_on_one_vm_backs_it_off_while_the_others_converg
         sim.fail_tasks("qmstart", "start failed: QEMU exited with code 1", vmid=victim)
         starts = _Starts()
         built = app.build_daemon(
-            _settings(sim, example(name)),
+            in_process_settings(sim, example(name)),
             follow_up=0.05,
             action_listener=starts,
         )

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import EXECUTOR, TIME_SCALE, check_world, desired_of, example
+from e2e_support import TIME_SCALE, check_world, desired_of, example, in_process_settings
 from ruamel.yaml import YAML
 
 from provisiond import app
 from provisiond.core.topology import Topology
-from provisiond.settings import Settings
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import load_topology, running_simulator
 
@@ -35,23 +34,9 @@ SIM_MINUTES = 5
 CYCLE_EVERY = 10.0  # simulated seconds between daemon cycles (the default interval is 60 s)
 
 
-def _settings(sim: SimHandle, spec: Path) -> Settings:
-    tokenid, _, secret = sim.token.rpartition("=")
-    return Settings(
-        proxmox={
-            "url": sim.url,
-            "token_id": tokenid,
-            "token_secret": secret,
-            "ca_bundle": sim.ca_path,
-        },  # type: ignore[arg-type]
-        spec={"paths": [spec]},  # type: ignore[arg-type]
-        executor=EXECUTOR,  # type: ignore[arg-type]
-    )
-
-
 async def _run_for(sim: SimHandle, spec: Path, minutes: float) -> list[Any]:
     """Daemon cycles every ``CYCLE_EVERY`` simulated seconds for ``minutes``; the plans."""
-    built = app.build_daemon(_settings(sim, spec), follow_up=0.05)
+    built = app.build_daemon(in_process_settings(sim, spec), follow_up=0.05)
     plans = []
     try:
         for _ in range(int(minutes * 60 / CYCLE_EVERY)):
@@ -173,7 +158,7 @@ def _on_91(name: str) -> Topology:
 async def test_the_examples_converge_on_91(name: str) -> None:
     desired = desired_of(name)
     with running_simulator(_on_91(name), time_scale=TIME_SCALE) as sim:
-        built = app.build_daemon(_settings(sim, example(name)), follow_up=0.05)
+        built = app.build_daemon(in_process_settings(sim, example(name)), follow_up=0.05)
         try:
             for _ in range(10):
                 result = await built.reconciler.cycle()
