@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,21 @@ async def watching(broker: Broker, topic: str = f"{PREFIX}/#") -> AsyncIterator[
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
+
+
+async def retained(broker: Broker, topic: str = f"{PREFIX}/#") -> list[Received]:
+    """What a consumer subscribing to ``topic`` now receives: the retained messages only.
+
+    The broker sends them as it handles the SUBSCRIBE, before its SUBACK; a marker published
+    after that comes back behind them on the same ordered QoS 1 stream, so it ends the list.
+    """
+    marker = f"{PREFIX}/marker/{uuid.uuid4().hex}"
+    async with watching(broker, topic) as w:
+        assert w.client is not None
+        await w.client.subscribe(marker, qos=1)
+        await w.client.publish(marker, b"", qos=1)
+        await w.wait_for(lambda w: bool(w.on(marker)))
+        return [m for m in w.messages if m.topic != marker]
 
 
 @dataclass

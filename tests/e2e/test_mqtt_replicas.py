@@ -7,7 +7,9 @@ simulator's Lease) and MQTT (a real Mosquitto), converging cps-gpu on the Proxmo
 - kill -9 of the leader: its instance and ``P/status`` go ``offline`` (both wills); after the
   failover ``P/status`` is ``online`` again and the detail names the new leader;
 - SIGTERM of the leader beside a live standby: the Lease is released, the standby takes over
-  and claims ``P/status`` before the old leader would say ``offline`` — no flap;
+  and claims ``P/status`` before the old leader would say ``offline`` — no flap; the old
+  leader's instance says ``offline`` and then removes its retained topics, while the killed
+  replicas' wills (``offline``) stay retained;
 - events: the replicas run read-only, so the drift lasts and every replica observes it; only
   the leader publishes it (each VM once), and a new leader announces it once more.
 
@@ -28,7 +30,7 @@ import pytest
 from e2e_support import EXECUTOR, Proc, example, run_daemon
 
 from mosquitto_broker import USERS, Broker
-from mqtt_support import PREFIX, Watcher, settings, watching
+from mqtt_support import PREFIX, Watcher, retained, settings, watching
 from provisiond.sim.kube import KubeSim
 from provisiond.sim.pve.handle import SimHandle
 from provisiond.sim.pve.testing import running_simulator
@@ -216,7 +218,9 @@ async def test_status_follows_the_acting_leader_through_kill_9_and_sigterm(world
             assert took < 30
             assert c.events("mqtt_cluster_status_handed_over")[0]["to"] == d.name
             await w.wait_for(lambda w: claimant(w) == d.name)
-            await w.wait_for(lambda w: payloads(w, c.topic())[-1:] == [b"offline"])
+            # c's instance: offline for the live subscribers, then removed (detail, status)
+            await w.wait_for(lambda w: payloads(w, c.topic())[-2:] == [b"offline", b""])
+            assert payloads(w, c.topic() + "/detail")[-1] == b""
             assert b"offline" not in payloads(w, STATUS)[mark:]
             assert payloads(w, STATUS)[-1] == b"online"
             # c's last word as leader went out before its own offline
@@ -224,6 +228,15 @@ async def test_status_follows_the_acting_leader_through_kill_9_and_sigterm(world
             assert {(e["result"], e["details"]["identity"]) for e in last} == {
                 ("standby", c.name),
                 ("leader", d.name),
+            }
+            # A consumer arriving now: the killed replicas' wills stay (lost replicas, alert
+            # on them), the live one is online, and nothing of c, which stopped cleanly.
+            late = await retained(world.broker, f"{PREFIX}/instances/+/status")
+            assert all(m.retain for m in late)
+            assert {(m.topic, m.payload) for m in late} == {
+                (a.topic(), b"offline"),
+                (b.topic(), b"offline"),
+                (d.topic(), b"online"),
             }
         finally:
             stop_all(a, b, *others)

@@ -1,6 +1,7 @@
-"""Replicas (leader election) against a real Mosquitto: per-instance presence, ``P/status``
-owned by the leader alone, handover without a flap, the leader's re-assertion; and the feed's
-leader-only events (plain values in, events out)."""
+"""Replicas (leader election) against a real Mosquitto: per-instance presence (removed at a
+clean stop, the will's ``offline`` kept after a kill -9), ``P/status`` owned by the leader alone,
+handover without a flap, the leader's re-assertion; and the feed's leader-only events (plain
+values in, events out)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,16 @@ import jsonschema
 import pytest
 
 from mosquitto_broker import USERS, Broker
-from mqtt_support import PREFIX, RecordingCommands, Watcher, running, settings, until, watching
+from mqtt_support import (
+    PREFIX,
+    RecordingCommands,
+    Watcher,
+    retained,
+    running,
+    settings,
+    until,
+    watching,
+)
 from provisiond.adapters.mqtt import MqttPublisher
 from provisiond.adapters.mqtt_events import Event, EventFeed
 from provisiond.core.actions import Configure
@@ -89,14 +99,44 @@ async def test_the_leader_owns_status_each_replica_reports_itself(broker: Broker
                 await w.wait_for(lambda w: bool(w.on(RESULT)))
                 answer = w.on(RESULT)[-1].json()
                 assert (answer["instance"], answer["result"]) == ("pd-b", "ignored")
-            # the standby's clean stop: its own topic goes offline, the cluster's stays online
-            await w.wait_for(lambda w: payloads(w, instance("pd-b"))[-1:] == [b"offline"])
+            # the standby's clean stop: its own topic goes offline (then is cleared), the
+            # cluster's stays online
+            await w.wait_for(lambda w: payloads(w, instance("pd-b"))[-2:] == [b"offline", b""])
             await asyncio.sleep(0.3)
             assert payloads(w, STATUS) == [b"online"]
             assert all(m.json()["identity"] == "pd-a" for m in w.on(DETAIL))
         # the leader alone, released: no one acts now, so the cluster is offline
         await w.wait_for(lambda w: payloads(w, STATUS)[-1:] == [b"offline"])
-        assert payloads(w, instance("pd-a"))[-1] == b"offline"
+        assert payloads(w, instance("pd-a"))[-2:] == [b"offline", b""]
+
+
+async def test_a_clean_stop_says_offline_then_removes_the_replica_topics(broker: Broker) -> None:
+    """Identities are pod names, new at every rollout: a replica that stops cleanly leaves no
+    retained topic behind, or each rollout would add two dead ones for every new subscriber."""
+    a, b = replica(broker, "pd-a"), replica(broker, "pd-b")
+    mine = {instance("pd-b"), instance("pd-b") + "/detail"}
+    async with watching(broker) as w, leading(a):
+        async with running(b):
+            await w.wait_for(lambda w: bool(w.on(instance("pd-b") + "/detail")))
+            await until(lambda: a.cluster is not None and a.cluster.others_alive() == ["pd-b"])
+            before = len(w.messages)
+        await w.wait_for(lambda w: payloads(w, instance("pd-b"))[-1:] == [b""])
+        # live subscribers see the offline, then the removal: the detail first, the status last
+        last = [(m.topic, m.payload) for m in w.messages[before:] if m.topic in mine]
+        assert last == [
+            (instance("pd-b"), b"offline"),
+            (instance("pd-b") + "/detail", b""),
+            (instance("pd-b"), b""),
+        ]
+        # the leader's handover check counts it gone, as with an offline
+        await until(lambda: a.cluster is not None and a.cluster.others_alive() == [])
+        # a consumer arriving now: the leader's two retained topics, nothing of pd-b
+        late = await retained(broker, f"{PREFIX}/instances/#")
+        assert all(m.retain for m in late)
+        assert sorted(m.topic for m in late) == [instance("pd-a"), instance("pd-a") + "/detail"]
+    assert await retained(broker, f"{PREFIX}/instances/#") == []
+    # the cluster's P/status is not an instance's: its offline stays, as without replicas
+    assert [(m.topic, m.payload) for m in await retained(broker, STATUS)] == [(STATUS, b"offline")]
 
 
 def _claimant(w: Watcher) -> str | None:
@@ -113,7 +153,7 @@ async def test_a_release_with_a_live_standby_hands_over_without_offline(broker: 
             # a releases as the context exits; the standby acquires at its next retry
             asyncio.get_running_loop().call_later(0.5, b.set_leader, True)
         await w.wait_for(lambda w: _claimant(w) == "pd-b")
-        await w.wait_for(lambda w: payloads(w, instance("pd-a"))[-1:] == [b"offline"])
+        await w.wait_for(lambda w: payloads(w, instance("pd-a"))[-2:] == [b"offline", b""])
         assert b"offline" not in payloads(w, STATUS)
         assert payloads(w, STATUS)[-1] == b"online"
         b.set_leader(False)  # no replica left alive: offline
@@ -190,6 +230,12 @@ async def test_kill_9_of_the_leader_fires_both_wills(broker: Broker, tmp_path: P
                 await child.wait()
         await w.wait_for(lambda w: payloads(w, STATUS) == [b"online", b"offline"])
         await w.wait_for(lambda w: payloads(w, instance("pd-a")) == [b"online", b"offline"])
+    # no clean stop, no removal: a consumer arriving now still sees the lost replica
+    late = await retained(broker, f"{PREFIX}/instances/pd-a/#")
+    assert {(m.topic, m.payload) for m in late if m.topic == instance("pd-a")} == {
+        (instance("pd-a"), b"offline")
+    }
+    assert {m.topic for m in late} == {instance("pd-a"), instance("pd-a") + "/detail"}
 
 
 # -- the event feed with replicas -------------------------------------------------------------

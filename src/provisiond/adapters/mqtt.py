@@ -29,6 +29,10 @@ Invariants:
   not one per retry); ``connected`` (``on_connected``) tracks ``provisiond_mqtt_connected``;
 - with replicas, at stop this connection says goodbye only after the cluster connection has
   handed ``P/status`` over (bounded), so the last ``leadership_changed`` event still goes out;
+- a replica's clean stop publishes ``offline`` and then removes both of its retained topics
+  (empty retained payloads, ``…/status/detail`` first, ``…/status`` last): identities change at
+  every rollout, so nothing of a replica that left cleanly stays on the broker. A crash leaves
+  the will's ``offline``, the lost-replica signal. One daemon's ``P/status`` stays ``offline``;
 - no secret in any message or log line: every payload is scrubbed of the configured secrets.
 """
 
@@ -371,13 +375,21 @@ class MqttPublisher:
             await client.publish(self.topic("cmd", "result"), self._encode(body), qos=1)
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
-        """Clean stop: flush what is buffered (bounded), then ``offline`` (retained)."""
+        """Clean stop: flush what is buffered (bounded), then ``offline`` (retained); a replica
+        then removes its retained topics, the detail first, its status last."""
         try:
             await asyncio.wait_for(self._flush(client), _STOP_FLUSH_SECONDS)
         except (TimeoutError, aiomqtt.MqttError) as exc:
             log.warning("mqtt_flush_incomplete", buffered=len(self._buffer), error=str(exc))
         await client.publish(self._presence, OFFLINE, qos=1, retain=True)
         log.info("mqtt_offline_published", topic=self._presence)
+        if self.instance is not None:
+            # identities are pod names, new at every rollout: a retained topic left behind
+            # would be a dead replica for ever. Live subscribers saw the offline; an empty
+            # retained payload deletes the retained message (MQTT 3.1.1/5 §3.3.1.3)
+            for topic in (f"{self._presence}/detail", self._presence):
+                await client.publish(topic, b"", qos=1, retain=True)
+            log.info("mqtt_instance_topics_removed", topic=self._presence)
 
     async def _flush(self, client: aiomqtt.Client) -> None:
         qos = self.settings.qos
