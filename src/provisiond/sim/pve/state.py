@@ -458,9 +458,11 @@ class Cluster:
         host = props.get("host")
         if host is None:
             raise PveError("Either 'host' or 'mapping' must be set.")
-        addresses = [a if a.count(":") == 2 else f"0000:{a}" for a in host.split(";")]
         known = {d.address for d in self.nodes[vm.node].devices}
-        for address in addresses:
+        addresses = []
+        for pci_id in host.split(";"):  # the text names the one id lspci finds nothing for
+            address = pci_id if pci_id.count(":") == 2 else f"0000:{pci_id}"
             if not any(k.startswith(address) for k in known):
-                raise PveError(f"no PCI device found for '{host}'")
+                raise PveError(f"no PCI device found for '{pci_id}'")
+            addresses.append(address)
         vm.bound[slot] = addresses[0]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 from provisiond.sim.pve import formats, netformats
 from provisiond.sim.pve.errors import ParamError
-from provisiond.sim.pve.formats import split_list, split_propstring
+from provisiond.sim.pve.formats import split_list
 from provisiond.sim.pve.params.propformats import NAMED_PROPFORMATS, VM_PROPFORMATS, PropFormat
 from provisiond.sim.pve.params.qemu import NUMBERED
 from provisiond.sim.pve.params.schema import Endpoint, P
@@ -30,24 +30,6 @@ _INT_RE = re.compile(r"^-?\d+$")
 _NUM_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _NUMBERED_RE = re.compile(r"^([a-z]+)(\d+)$")
 TAG_RE = re.compile(r"^[a-z0-9_][a-z0-9_\-+.]*$", re.IGNORECASE)
-_HOSTPCI_ID = r"(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\.[a-f0-9])?"
-HOSTPCI_HOST_RE = re.compile(rf"^{_HOSTPCI_ID}(?:;{_HOSTPCI_ID})*$", re.IGNORECASE)
-HOSTPCI_KEYS = frozenset(
-    {
-        "host",
-        "mapping",
-        "pcie",
-        "rombar",
-        "romfile",
-        "x-vga",
-        "legacy-igd",
-        "mdev",
-        "vendor-id",
-        "device-id",
-        "sub-vendor-id",
-        "sub-device-id",
-    }
-)
 
 
 def _check(regex: str, message: str) -> Callable[[str], None]:
@@ -83,19 +65,6 @@ def _ha_list(regex: str, message: str) -> Callable[[str], None]:
     return check
 
 
-def _hostpci(value: str) -> None:
-    try:
-        props = split_propstring(value, "host")
-    except ValueError as exc:
-        raise ValueError(f"format error\n{exc}") from None
-    for key in props:
-        if key not in HOSTPCI_KEYS:
-            raise ValueError(f"format error\n{key}: property is not defined in schema")
-    host = props.get("host")
-    if host is not None and not HOSTPCI_HOST_RE.match(host):
-        raise ValueError("format error\nhost: value does not match the regex pattern")
-
-
 FORMATS: dict[str, Callable[[str], None]] = {
     "pve-vmid": _check(r"^[1-9][0-9]{2,8}$", "value does not look like a valid VM ID"),
     "pve-node": _check(
@@ -119,7 +88,6 @@ FORMATS: dict[str, Callable[[str], None]] = {
     "pve-ha-resource-id-list": _ha_list(  # PVE::HA::Tools::pve_verify_ha_resource_id
         r"^[a-z]+:\S+$", "value does not look like a valid ha resource id"
     ),
-    "pve-qm-hostpci": _hostpci,
     "pve-startup-order": formats.startup_order,
     "pve-hotplug-features": formats.hotplug_features,
     "pve-cpuset": formats.cpuset,

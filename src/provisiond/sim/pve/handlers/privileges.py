@@ -9,12 +9,30 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from provisiond.sim.pve.errors import PveError
+from provisiond.sim.pve.errors import ParamError, PveError
 from provisiond.sim.pve.formats import split_propstring
-from provisiond.sim.pve.state import DISK_RE, HOSTPCI_RE, NET_RE, Value
+from provisiond.sim.pve.state import DISK_RE, HOSTPCI_RE, NET_RE, Value, VmState
 
 if TYPE_CHECKING:
     from provisiond.sim.pve.handlers import Call
+
+
+def _check_hostpci_value(
+    call: Call, key: str, value: Value, vmid: int, pool: str | None, *, hwtype: bool
+) -> None:
+    """One ``hostpciN`` value as qs ``check_hostpci_perm`` (``hwtype``) or a clone's
+    ``check_mapping_access`` sees it: ``host`` is tested first, so ``host`` with ``mapping`` is
+    refused too; ``romfile`` only by the former, after the privileges."""
+    props = split_propstring(str(value), "host")
+    if props.get("host"):
+        raise PveError(f"only root can set '{key}' config for non-mapped devices")
+    if not props.get("mapping"):
+        raise PveError("either 'host' or 'mapping' must be set.")
+    call.perms.check(f"/mapping/pci/{props['mapping']}", ["Mapping.Use"])
+    if hwtype:
+        call.perms.check_vm(vmid, pool, ["VM.Config.HWType"])
+        if "romfile" in props:
+            raise ParamError({key: "only root@pam can set 'romfile' option"})
 
 
 def check_hostpci_perm(
@@ -25,19 +43,36 @@ def check_hostpci_perm(
     *,
     hwtype: bool = True,
 ) -> None:
-    """qs ``check_hostpci_perm``: anyone but root@pam (tokens included) needs ``mapping=``, then
-    Mapping.Use on ``/mapping/pci/<id>`` and VM.Config.HWType on the VM (a clone's
-    ``check_mapping_access`` asks only for Mapping.Use: ``hwtype=False``)."""
+    """qs ``check_hostpci_perm`` on every ``hostpciN`` of a create
+    (``check_vm_create_hostpci_perm``) or of a clone's source (``check_mapping_access``:
+    Mapping.Use only, ``hwtype=False``): anyone but root@pam (tokens included) must use
+    ``mapping=`` and hold Mapping.Use on ``/mapping/pci/<id>``, VM.Config.HWType on the VM, and
+    may not set ``romfile``."""
+    if call.is_root:
+        return
     for key, value in sorted(changes.items()):
-        if HOSTPCI_RE.match(key) and not call.is_root:
-            props = split_propstring(str(value), "host")
-            if "mapping" not in props:
-                if "host" in props:
-                    raise PveError(f"only root can set '{key}' config for non-mapped devices")
-                raise PveError("either 'host' or 'mapping' must be set.")
-            call.perms.check(f"/mapping/pci/{props['mapping']}", ["Mapping.Use"])
-            if hwtype:
-                call.perms.check_vm(vmid, pool, ["VM.Config.HWType"])
+        if HOSTPCI_RE.match(key):
+            _check_hostpci_value(call, key, value, vmid, pool, hwtype=hwtype)
+
+
+def check_hostpci_update(
+    call: Call, vm: VmState, changes: dict[str, Value], delete: list[str]
+) -> None:
+    """A config write's hostpci checks (qs ``update_vm_api``, inside the config lock): a deleted
+    ``hostpciN``'s value (current, else pending), then for each set one the current value it
+    replaces and the new value, all through ``check_hostpci_perm`` — so a token can neither
+    remove nor replace a raw ``host=`` device."""
+    if call.is_root:
+        return
+    for key in delete:
+        old = vm.config.get(key, vm.pending.get(key))
+        if HOSTPCI_RE.match(key) and old is not None:
+            _check_hostpci_value(call, key, old, vm.vmid, None, hwtype=True)
+    for key, value in sorted(changes.items()):
+        if HOSTPCI_RE.match(key):
+            if vm.config.get(key):
+                _check_hostpci_value(call, key, vm.config[key], vm.vmid, None, hwtype=True)
+            _check_hostpci_value(call, key, value, vm.vmid, None, hwtype=True)
 
 
 # qs API2/Qemu.pm option groups of ``check_vm_modify_config_perm``

@@ -17,7 +17,11 @@ from provisiond.sim.pve.formats import split_list, split_propstring
 from provisiond.sim.pve.handlers import Call
 from provisiond.sim.pve.handlers.guards import check_lock, refuse_skiplock
 from provisiond.sim.pve.handlers.power import start_vm
-from provisiond.sim.pve.handlers.privileges import check_config_perms, check_hostpci_perm
+from provisiond.sim.pve.handlers.privileges import (
+    check_config_perms,
+    check_hostpci_perm,
+    check_hostpci_update,
+)
 from provisiond.sim.pve.permissions import perm_error
 from provisiond.sim.pve.state import (
     DISK_RE,
@@ -201,12 +205,12 @@ def _prepare_update(call: Call) -> tuple[VmState, dict[str, Value], list[str], l
     refuse_skiplock(call)
     vmid = int(call.params["vmid"])
     check_config_perms(call, vmid, None, changes, [*delete, *revert])
-    check_hostpci_perm(call, changes, vmid)
     vm = call.vm()
     check_lock(vm)
     digest = call.get_str("digest")
     if digest is not None and digest != vm.digest():
         raise PveError("checksum mismatch (file change by other user?)")
+    check_hostpci_update(call, vm, changes, delete)
     return vm, changes, delete, revert
 
 

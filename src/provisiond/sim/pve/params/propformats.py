@@ -5,8 +5,9 @@ type, format, enum, pattern and limits, the key that takes a bare value, and the
 out (a dict there; ``tests/sim/test_pve_contract.py`` compares them key by key).
 ``NAMED_PROPFORMATS`` holds the named formats qemu-server registers as property strings, which
 the schema only names (``pve-qm-ipconfig``, ``pve-vm-cpu-conf``, …; facts from qemu-server's
-``QemuServer.pm``, ``Network.pm``, ``CPUConfig.pm``, ``RNG.pm``, ``Drive.pm``). A ``validator``
-names the check qemu-server attaches to a format (``validation.py`` runs it after the keys).
+``QemuServer.pm``, ``Network.pm``, ``CPUConfig.pm``, ``RNG.pm``, ``Drive.pm``, ``PCI.pm``). A
+``validator`` names the check qemu-server attaches to a format (``validation.py`` runs it after
+the keys).
 """
 
 from __future__ import annotations
@@ -240,10 +241,29 @@ VM_PROPFORMATS: dict[str, PropFormat] = {
     ),
 }
 
+# PCI.pm ``$PCIRE``: no /i flag, so upper-case hex digits do not match
+_PCIID = "(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\\.[a-f0-9])?"
+_HEXID = P("string", pattern="(?^:^0x[0-9a-fA-F]{4}$)")
+# qemu-server 8.4 (stable-bookworm) ``$hostpci_fmt``; 9.x adds ``driver`` (vfio|keep)
+_HOSTPCI = PropFormat(
+    {
+        "host": P("string", pattern=f"(?^:(?^:{_PCIID})(;(?^:{_PCIID}))*)"),
+        "mapping": P("string", fmt="pve-configid"),
+        "rombar": _B,
+        "romfile": P("string", pattern="[^,;]+"),
+        "pcie": _B,
+        "x-vga": _B,
+        "legacy-igd": _B,
+        "mdev": P("string", pattern="[^/\\.:]+"),
+        **dict.fromkeys(("vendor-id", "device-id", "sub-vendor-id", "sub-device-id"), _HEXID),
+    },
+    "host",
+)
 _B64 = P("string", pattern="[A-Za-z0-9+\\/]+={0,2}")
 _VOLUME = P("string", fmt="pve-volume-id")
 NAMED_PROPFORMATS: dict[str, PropFormat] = {
     "pve-qm-ide": _IDE,  # cdrom
+    "pve-qm-hostpci": _HOSTPCI,
     "pve-qm-ipconfig": PropFormat(
         {
             "ip": P("string", fmt="pve-ipv4-config"),
