@@ -69,6 +69,14 @@ def write_settings(
     return cfg
 
 
+def answered(sim: SimHandle, method: str, template: str) -> list[int]:
+    """The statuses of the ``(method, template)`` requests the simulator answered, oldest first.
+    A request whose sender died before it was whole (``kill -9`` mid-send: the simulator's read
+    of its body fails with "Connection lost") never reached a handler and is not among them —
+    ``SimHandle.requests`` counts it, as it counts every request that arrived."""
+    return [r.status for r in sim.request_log(method, template) if r.status]
+
+
 def in_process_settings(sim: SimHandle, spec: Path) -> Settings:
     """Settings for a daemon built in this process (``app.build_daemon``) against ``sim``."""
     tokenid, _, secret = sim.token.rpartition("=")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from e2e_support import (
     TIME_SCALE,
+    answered,
     check_world,
     converged,
     desired_of,
@@ -168,8 +169,9 @@ def test_kill_9_at_any_point_then_restart_converges_without_duplicates(
         finally:
             second.terminate()
         check_world(sim, desired_of("cps-gpu"))
-        # Every VM was cloned exactly once across both lives: nothing re-POSTed after the crash.
-        assert sim.requests("POST", CLONE) == len(desired_of("cps-gpu").all_vms())
+        # Every VM was cloned exactly once across both lives: nothing re-POSTed after the crash
+        # (a re-POST of a VMID that exists would be answered with an error, not 200).
+        assert answered(sim, "POST", CLONE) == [200] * len(desired_of("cps-gpu").all_vms())
         assert clones_before >= 1
 
 
@@ -281,7 +283,7 @@ def test_sigterm_during_apply_exits_fast_and_the_next_run_adopts(tmp_path: Path)
         finally:
             daemon.terminate()
         check_world(sim, desired_of("cps-gpu"))
-        assert sim.requests("POST", CLONE) == len(desired_of("cps-gpu").all_vms())
+        assert answered(sim, "POST", CLONE) == [200] * len(desired_of("cps-gpu").all_vms())
 
 
 def test_apply_without_a_tty_refuses_unless_auto_approved(tmp_path: Path) -> None:
