@@ -122,6 +122,18 @@ def test_one_balancer_at_a_time() -> None:
     assert _targets(plan(d, o, now=0))
 
 
+def test_an_ha_managed_vm_on_a_quiet_host_is_left_to_the_crs_without_a_report() -> None:
+    """With the CRS balancing, an HA-managed VM is not provisiond's to move; reported only where
+    its host is above the thresholds (a quiet host is nothing to report)."""
+    quiet = dvm("quiet", 200, cores=1, memory_mib=1024)
+    policy = RebalancePolicy(enabled=True, memory_threshold=0.5, ha_managed=HaBalance.AUTO)
+    o = world(converged(quiet, on="pve2"), hosts=HOSTS[:2])
+    o = replace(o, vms=tuple(replace(v, ha_state="started") for v in o.vms))
+    p = plan(state(quiet, rebalance=policy), replace(o, ha=HaCluster(auto_rebalance=True)), now=0)
+    assert not _targets(p)
+    assert not p.blocked
+
+
 def test_rebalance_keeps_rule_members_on_top_nodes_and_partners_together() -> None:
     d, o = _crowded(HaBalance.ALWAYS, auto=False)
     three = (*HOSTS[:2], HOSTS[2])
